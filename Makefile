@@ -1,0 +1,27 @@
+# Two entry points: `make repro` runs the pipeline, `make test` the test suite.
+# Both create .venv on first use (and again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
+TRITON_PIN := triton==3.7.1
+
+.PHONY: repro test venv clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[test]' '$(TRITON_PIN)'
+	touch $@
+
+repro: venv
+	test -d .dvc || $(VENV)/bin/dvc init
+	$(VENV)/bin/dvc repro
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
