@@ -1,0 +1,81 @@
+"""Typed, frozen configs from `params.yaml` groups: unknown keys and ill-typed values are errors naming the key.
+
+Stage scripts turn one params group into one of these dataclasses at the edge; the library then takes plain
+arguments, never a params dict.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """Read params.yaml into a dict (an empty file is an error)."""
+    with open(path) as f:
+        params = yaml.safe_load(f)
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of params groups, got {type(params).__name__}")
+    return params
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Build dataclass `cls` from `values`, checking every key and type; `where` names the group in errors."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        if not matches(value, hints[name]):
+            raise ValueError(f"{where}.{name}: expected {type_name(hints[name])}, got {value!r}")
+        kwargs[name] = tuple(value) if isinstance(value, list) else value
+    missing = [n for n, f in fields.items() if n not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Does a YAML value fit a type hint? bool is not an int here, an int is a valid float."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+    if origin is dict:
+        return isinstance(value, dict) and all(matches(k, args[0]) and matches(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint)
+
+
+def type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonConfig:
+    """The `common` params group, read by every stage."""
+    seed: int
+    scale: typing.Literal[2, 3, 4]
