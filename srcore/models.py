@@ -1,0 +1,270 @@
+"""Generators: SRResNet (SRGAN), EDSR and RRDBNet (ESRGAN), built by name from `GENERATORS`.
+
+Every 3x3 conv + bias + activation (+ residual, + scale) goes through `ops.conv3x3_act` and every pixel
+shuffle + activation through `ops.pixel_shuffle_act`, with the backend ("torch" or "triton") fixed at
+construction, so the Triton kernels replace the PyTorch references without touching the models.
+Parameters live in ordinary nn.Conv2d / nn.PReLU / nn.BatchNorm2d modules, so state-dict keys are the
+usual `...weight`, `...bias`; RRDBNet uses BasicSR's names so ESRGAN weights can be mapped onto it.
+Each generator carries `name` (its GENERATORS key) and `arch_args` (its constructor arguments minus
+`kernels`): `build_generator(m.name, **m.arch_args)` rebuilds it, e.g. from a checkpoint.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from srcore import ops
+from srcore.resize import imresize
+
+UPSAMPLE_STEPS = {2: (2,), 3: (3,), 4: (2, 2)}  # scale -> factor of each upsampling step
+KERNELS = ("torch", "triton")
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # EDSR's MeanShift constants
+
+
+def upsample_steps(scale: int) -> tuple[int, ...]:
+    """The x2/x3 steps that make up `scale`, or a ValueError naming the allowed scales."""
+    if scale not in UPSAMPLE_STEPS:
+        raise ValueError(f"generator scale must be one of {', '.join(map(str, UPSAMPLE_STEPS))}, got {scale!r}")
+    return UPSAMPLE_STEPS[scale]
+
+
+def check_kernels(kernels: str) -> str:
+    """`kernels` itself if it is a resolved backend, else a ValueError saying how to resolve it."""
+    if kernels not in KERNELS:
+        raise ValueError(f"generator kernels must be 'torch' or 'triton' (resolve 'auto' with "
+                         f"srcore.ops.resolve_backend first), got {kernels!r}")
+    return kernels
+
+
+def bicubic_up(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB bicubic x`scale` (the scoring protocol's): (B, C, H, W) -> (B, C, sH, sW)."""
+    return imresize(x, scale=scale)
+
+
+def init_convs(module: nn.Module, gain: float = 1.0) -> None:
+    """Kaiming-normal (fan_in) weights times `gain`, zero biases, for every conv in `module`."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in")
+            with torch.no_grad():
+                m.weight.mul_(gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def init_generator(model: nn.Module) -> None:
+    """Kaiming everywhere; gain 0.1 on the residual branches (`body` blocks, as ESRGAN and MSRResNet do,
+    and `conv_body`, the trunk's own branch) and on `conv_last`.
+
+    The small gains start every block near the identity and the output near its baseline (0, EDSR's
+    mean, or bicubic(x) with global_residual), so an untrained model gives values in a sane range.
+    RRDBNet's trunk still grows ~1.2x per RRDB (x + 0.2 * ~x, as in ESRGAN): its untrained output
+    spreads ~0.7 around 0 at 23 blocks, against ~0.1 for the other two.
+    """
+    init_convs(model)
+    for part in (model.body, model.conv_body, model.conv_last):
+        init_convs(part, 0.1)
+
+
+class Conv3x3(nn.Conv2d):
+    """3x3 conv, padding 1, run as the fused op: residual + scale * act(conv(x) + bias).
+
+    x: (B, in_ch, H, W) -> (B, out_ch, H, W). Keyword arguments of forward are those of
+    `ops.conv3x3_act` (act, prelu_weight, negative_slope, residual, scale).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernels: str, bias: bool = True):
+        super().__init__(in_ch, out_ch, 3, padding=1, bias=bias)
+        self.kernels = kernels
+
+    def forward(self, x: torch.Tensor, **fused) -> torch.Tensor:
+        return ops.conv3x3_act(x, self.weight, self.bias, backend=self.kernels, **fused)
+
+
+class ShuffleUp(nn.Module):
+    """conv3x3 (C -> C*r*r), pixel shuffle x r, optional PReLU: (B, C, H, W) -> (B, C, rH, rW)."""
+
+    def __init__(self, num_feat: int, factor: int, kernels: str, prelu: bool):
+        super().__init__()
+        self.factor, self.kernels = factor, kernels
+        self.conv = Conv3x3(num_feat, num_feat * factor**2, kernels)
+        self.prelu = nn.PReLU(num_feat) if prelu else None  # per output channel, as the fused op indexes it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = {} if self.prelu is None else dict(act="prelu", prelu_weight=self.prelu.weight)
+        return ops.pixel_shuffle_act(self.conv(x), self.factor, backend=self.kernels, **act)
+
+
+class SRResBlock(nn.Module):
+    """x + BN(conv(PReLU(BN(conv(x))))) (SRGAN), or without BN x + conv(PReLU(conv(x))). x: (B, C, H, W)."""
+
+    def __init__(self, num_feat: int, use_bn: bool, kernels: str):
+        super().__init__()
+        # A conv bias right before BN is cancelled by its mean subtraction (and would get no gradient).
+        self.conv1 = Conv3x3(num_feat, num_feat, kernels, bias=not use_bn)
+        self.bn1 = nn.BatchNorm2d(num_feat) if use_bn else None
+        self.prelu = nn.PReLU(num_feat)
+        self.conv2 = Conv3x3(num_feat, num_feat, kernels, bias=not use_bn)
+        self.bn2 = nn.BatchNorm2d(num_feat) if use_bn else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bn1 is None:  # no BN in between: activation and skip fuse into the convs
+            return self.conv2(self.conv1(x, act="prelu", prelu_weight=self.prelu.weight), residual=x)
+        y = self.prelu(self.bn1(self.conv1(x)))
+        return x + self.bn2(self.conv2(y))
+
+
+class SRResNet(nn.Module):
+    """SRGAN's generator (Ledig et al. 2017); use_bn=False gives the MSRResNet variant.
+
+    x: (B, in_ch, H, W) in [0, 1] -> (B, out_ch, sH, sW). global_residual adds MATLAB bicubic(x).
+    """
+    name = "srresnet"
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, scale: int = 4, num_feat: int = 64, num_block: int = 16,
+                 use_bn: bool = True, global_residual: bool = False, kernels: str = "torch"):
+        super().__init__()
+        self.arch_args = dict(in_ch=in_ch, out_ch=out_ch, scale=scale, num_feat=num_feat, num_block=num_block,
+                              use_bn=use_bn, global_residual=global_residual)
+        self.scale, self.global_residual, self.kernels = scale, global_residual, check_kernels(kernels)
+        self.conv_first = nn.Conv2d(in_ch, num_feat, 9, padding=4)
+        self.prelu_first = nn.PReLU(num_feat)
+        self.body = nn.Sequential(*(SRResBlock(num_feat, use_bn, kernels) for _ in range(num_block)))
+        self.conv_body = Conv3x3(num_feat, num_feat, kernels, bias=not use_bn)
+        self.bn_body = nn.BatchNorm2d(num_feat) if use_bn else None
+        self.upsample = nn.Sequential(*(ShuffleUp(num_feat, f, kernels, prelu=True) for f in upsample_steps(scale)))
+        self.conv_last = nn.Conv2d(num_feat, out_ch, 9, padding=4)
+        init_generator(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.prelu_first(self.conv_first(x))  # (B, F, H, W)
+        y = self.body(feat)
+        y = self.conv_body(y, residual=feat) if self.bn_body is None else feat + self.bn_body(self.conv_body(y))
+        out = self.conv_last(self.upsample(y))  # (B, out_ch, sH, sW)
+        return out + bicubic_up(x, self.scale) if self.global_residual else out
+
+
+class EDSRBlock(nn.Module):
+    """x + res_scale * conv(ReLU(conv(x))), no BN (Lim et al. 2017). x: (B, C, H, W)."""
+
+    def __init__(self, num_feat: int, res_scale: float, kernels: str):
+        super().__init__()
+        self.res_scale = res_scale
+        self.conv1 = Conv3x3(num_feat, num_feat, kernels)
+        self.conv2 = Conv3x3(num_feat, num_feat, kernels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x, act="relu"), residual=x, scale=self.res_scale)
+
+
+def channel_mean(channels: int) -> torch.Tensor:
+    """EDSR's MeanShift constant, (1, C, 1, 1): DIV2K's RGB mean for 3 channels, else mid-grey."""
+    mean = torch.tensor(DIV2K_RGB_MEAN) if channels == 3 else torch.full((channels,), 0.5)
+    return mean.view(1, channels, 1, 1)
+
+
+class EDSR(nn.Module):
+    """EDSR (Lim et al. 2017); num_feat=64, num_block=16, res_scale=1 is EDSR-baseline.
+
+    x: (B, in_ch, H, W) in [0, 1] -> (B, out_ch, sH, sW). The trunk sees mean-subtracted input (EDSR's
+    MeanShift); the mean is added back to the output unless global_residual adds MATLAB bicubic(x) instead.
+    """
+    name = "edsr"
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, scale: int = 4, num_feat: int = 64, num_block: int = 16,
+                 res_scale: float = 1.0, global_residual: bool = False, kernels: str = "torch"):
+        super().__init__()
+        self.arch_args = dict(in_ch=in_ch, out_ch=out_ch, scale=scale, num_feat=num_feat, num_block=num_block,
+                              res_scale=res_scale, global_residual=global_residual)
+        self.scale, self.global_residual, self.kernels = scale, global_residual, check_kernels(kernels)
+        # Fixed constants, not weights: kept out of the state dict.
+        self.register_buffer("in_mean", channel_mean(in_ch), persistent=False)
+        self.register_buffer("out_mean", channel_mean(out_ch), persistent=False)
+        self.conv_first = Conv3x3(in_ch, num_feat, kernels)
+        self.body = nn.Sequential(*(EDSRBlock(num_feat, res_scale, kernels) for _ in range(num_block)))
+        self.conv_body = Conv3x3(num_feat, num_feat, kernels)
+        self.upsample = nn.Sequential(*(ShuffleUp(num_feat, f, kernels, prelu=False) for f in upsample_steps(scale)))
+        self.conv_last = Conv3x3(num_feat, out_ch, kernels)
+        init_generator(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv_first(x - self.in_mean)  # (B, F, H, W)
+        y = self.conv_body(self.body(feat), residual=feat)
+        out = self.conv_last(self.upsample(y))  # (B, out_ch, sH, sW)
+        return out + (bicubic_up(x, self.scale) if self.global_residual else self.out_mean)
+
+
+class ResidualDenseBlock(nn.Module):
+    """ESRGAN's RDB: 5 densely connected convs, x + 0.2 * conv5(...). x: (B, F, H, W) -> (B, F, H, W)."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int, kernels: str):
+        super().__init__()
+        # conv_i sees x and the i-1 earlier outputs; BasicSR's names conv1..conv5 keep ESRGAN keys mappable.
+        for i in range(5):
+            out = num_grow_ch if i < 4 else num_feat
+            setattr(self, f"conv{i + 1}", Conv3x3(num_feat + i * num_grow_ch, out, kernels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for i in range(1, 5):
+            conv = getattr(self, f"conv{i}")
+            feats.append(conv(torch.cat(feats, 1), act="leaky_relu", negative_slope=0.2))  # (B, G, H, W)
+        # Residual scaling by 0.2 (ESRGAN) keeps the 69-RDB trunk stable without BN.
+        return self.conv5(torch.cat(feats, 1), residual=x, scale=0.2)
+
+
+class RRDB(nn.Module):
+    """Residual-in-residual dense block: x + 0.2 * rdb3(rdb2(rdb1(x))). x: (B, F, H, W)."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int, kernels: str):
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch, kernels)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch, kernels)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch, kernels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0.2 * self.rdb3(self.rdb2(self.rdb1(x)))
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN's generator (Wang et al. 2018) in BasicSR's layout; nearest-neighbour upsampling + conv.
+
+    x: (B, in_ch, H, W) in [0, 1] -> (B, out_ch, sH, sW). global_residual adds MATLAB bicubic(x).
+    """
+    name = "rrdb"
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, scale: int = 4, num_feat: int = 64, num_block: int = 23,
+                 num_grow_ch: int = 32, global_residual: bool = False, kernels: str = "torch"):
+        super().__init__()
+        self.arch_args = dict(in_ch=in_ch, out_ch=out_ch, scale=scale, num_feat=num_feat, num_block=num_block,
+                              num_grow_ch=num_grow_ch, global_residual=global_residual)
+        self.scale, self.global_residual, self.kernels = scale, global_residual, check_kernels(kernels)
+        self.steps = upsample_steps(scale)
+        self.conv_first = Conv3x3(in_ch, num_feat, kernels)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch, kernels) for _ in range(num_block)))
+        self.conv_body = Conv3x3(num_feat, num_feat, kernels)
+        for i in range(len(self.steps)):  # conv_up1 (x2, x3), conv_up2 (x4)
+            setattr(self, f"conv_up{i + 1}", Conv3x3(num_feat, num_feat, kernels))
+        self.conv_hr = Conv3x3(num_feat, num_feat, kernels)
+        self.conv_last = Conv3x3(num_feat, out_ch, kernels)
+        init_generator(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv_first(x)  # (B, F, H, W)
+        feat = self.conv_body(self.body(feat), residual=feat)
+        for i, factor in enumerate(self.steps):
+            up = F.interpolate(feat, scale_factor=factor, mode="nearest")
+            feat = getattr(self, f"conv_up{i + 1}")(up, act="leaky_relu", negative_slope=0.2)
+        out = self.conv_last(self.conv_hr(feat, act="leaky_relu", negative_slope=0.2))  # (B, out_ch, sH, sW)
+        return out + bicubic_up(x, self.scale) if self.global_residual else out
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"srresnet": SRResNet, "edsr": EDSR, "rrdb": RRDBNet}
+
+
+def build_generator(name: str, **kwargs) -> nn.Module:
+    """GENERATORS[name](**kwargs); an unknown name is a ValueError listing the valid ones."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; valid: {', '.join(GENERATORS)}")
+    return GENERATORS[name](**kwargs)
