@@ -1,0 +1,238 @@
+"""Image files to and from float tensors: read PNG, JPEG, BMP, TIFF, WebP; write 8- or 16-bit PNG.
+
+Pixels come back as `rgb: (3, H, W)` float32 in [0, 1] plus an optional `alpha: (1, H, W)`, whatever the
+file's mode (grey, palette, CMYK, 1-bit...). Pixels are taken as stored: no EXIF rotation, no ICC colour
+management (like MATLAB's imread). Pillow decodes everything except 16-bit PNGs: it silently cuts 16-bit
+RGB, RGBA and LA PNGs to 8 bits per channel (only 16-bit grey survives, as mode 'I;16'), so all 16-bit PNGs
+go through pypng. pypng also writes every PNG here, so a 16-bit write then read is exact on the k/65535 grid.
+
+A file that cannot be decoded in full (corrupt, truncated, empty, not an image, or larger than MAX_PIXELS)
+raises ImageReadError naming it; nothing is ever half-read.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import png  # pypng
+import torch
+from PIL import Image as PILImage
+from PIL import ImageFile, UnidentifiedImageError
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Decompression-bomb guard, checked from the header before any pixel is decoded. Equal to Pillow's default
+# Image.MAX_IMAGE_PIXELS (~9459 x 9459); Pillow's global limit is left as it is, and Pillow itself refuses
+# images over twice its limit while opening them (DecompressionBombError, re-raised as ImageReadError).
+MAX_PIXELS = 89_478_485
+
+GREY16_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+GREY_MODES = ("1", "L", "LA", "La") + GREY16_MODES
+ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+# Modes Pillow converts to L/LA/RGB/RGBA without losing anything the source holds.
+EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX",
+                   "CMYK", "YCbCr", "LAB", "HSV")
+TIFF_BITS_PER_SAMPLE = 258
+
+
+class ImageReadError(ValueError):
+    """A file that is not a readable image; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A decoded image.
+
+    rgb: (3, H, W) float32 in [0, 1]; grey sources are replicated to 3 channels.
+    alpha: (1, H, W) float32 in [0, 1], or None when the file has no alpha (nor a transparent colour).
+    grey: True when the source had one colour channel (L, LA, I;16, 1-bit...).
+    bit_depth: 8 or 16, bits per channel of the source (sources below 8 bits count as 8).
+    """
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None
+    grey: bool
+    bit_depth: int
+
+
+def check_bit_depth(bit_depth: int) -> int:
+    """Largest value of the integer grid for `bit_depth` (255 or 65535); only 8 and 16 are allowed."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth={bit_depth!r} is not supported; use 8 or 16")
+    return (1 << bit_depth) - 1
+
+
+def grid_samples(x: torch.Tensor, bit_depth: int) -> torch.Tensor:
+    """x: float, clamped to [0, 1] -> float64 integers round(x * (2**bit_depth - 1)), same shape.
+
+    Computed in float64, where x * 65535 is exact for float32 x; in float32 the product is itself rounded
+    and ~0.1% of random inputs land on the wrong side of a .5 tie.
+    """
+    return (x.double().clamp(0, 1) * check_bit_depth(bit_depth)).round()
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """x: float, nominally in [0, 1] (clamped) -> uint8 round(x * 255), same shape and device."""
+    return grid_samples(x, 8).to(torch.uint8)
+
+
+def quantize(x: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
+    """x: float, clamped to [0, 1] -> the nearest k / (2**bit_depth - 1), same shape and dtype."""
+    if not x.is_floating_point():
+        raise ValueError(f"quantize needs a float tensor, got dtype {x.dtype}")
+    return (grid_samples(x, bit_depth) / check_bit_depth(bit_depth)).to(x.dtype)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files (suffix in IMAGE_SUFFIXES, any case) directly inside `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist or is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}: expected files ending in {', '.join(IMAGE_SUFFIXES)}")
+    return files
+
+
+def read_image(path: str | Path) -> Image:
+    """Decode the file at `path` in full; see Image for the layout. Only the first frame of multi-frame files.
+
+    Raises FileNotFoundError when there is no file, ImageReadError when it is not a whole, readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Set by some other code; it would make Pillow pad truncated files with grey instead of failing.
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; srcore.imageio refuses to read "
+                           "truncated images silently. Leave it False.")
+    try:
+        pixels, grey, bit_depth = decode(path)
+    except (ImageReadError, FileNotFoundError, PermissionError):
+        raise  # already names the file, or is about access rather than the file's content
+    except (UnidentifiedImageError, PILImage.DecompressionBombError, OSError, SyntaxError, ValueError,
+            EOFError, png.FormatError, zlib.error) as error:
+        raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+    return to_image(pixels, grey, bit_depth)
+
+
+def decode(path: Path) -> tuple[np.ndarray, bool, int]:
+    """Pixels (H, W, C) uint8 or uint16 with C in 1..4 (L, LA, RGB, RGBA), grey flag, bit depth."""
+    with PILImage.open(path) as img:  # reads the header only
+        width, height = img.size
+        if width * height > MAX_PIXELS:
+            raise ImageReadError(f"{path}: {width}x{height} = {width * height} pixels is more than "
+                                 f"MAX_PIXELS = {MAX_PIXELS} (decompression-bomb guard)")
+        if img.format == "PNG" and png_bit_depth(path) == 16:
+            return read_png16(path)
+        img.load()  # full decode here, so truncated or corrupt data fails inside read_image's try
+        return pillow_pixels(path, img)
+
+
+def png_bit_depth(path: Path) -> int:
+    """Bits per sample declared in the PNG header (1, 2, 4, 8 or 16)."""
+    with open(path, "rb") as file:
+        reader = png.Reader(file=file)
+        reader.preamble()  # chunks up to the first IDAT, CRCs checked
+        return reader.bitdepth
+
+
+def read_png16(path: Path) -> tuple[np.ndarray, bool, int]:
+    """A 16-bit PNG at full depth: (H, W, C) uint16; a tRNS colour key becomes an alpha channel."""
+    with open(path, "rb") as file:
+        width, height, rows, info = png.Reader(file=file).read()  # raw samples: no sBIT shift, unlike asDirect
+        flat = np.array(list(rows), dtype=np.uint16)  # (H, W * planes)
+    planes = info["planes"]
+    if flat.shape != (height, width * planes):
+        raise ImageReadError(f"{path}: decoded {flat.shape} samples, header says {height}x{width}x{planes}")
+    pixels = flat.reshape(height, width, planes)
+    if "transparent" in info:  # colour key (grey or RGB without alpha): that exact value is see-through
+        key = np.array(info["transparent"], dtype=np.uint16)
+        opaque = np.where((pixels == key).all(axis=-1), 0, 65535).astype(np.uint16)
+        pixels = np.concatenate([pixels, opaque[..., None]], axis=-1)
+    return pixels, info["greyscale"], 16
+
+
+def pillow_pixels(path: Path, img: PILImage.Image) -> tuple[np.ndarray, bool, int]:
+    """A loaded Pillow image as (H, W, C) L, LA, RGB or RGBA uint8, or 16-bit grey; grey flag; bit depth."""
+    if img.mode in GREY16_MODES:
+        values = np.asarray(img)
+        if values.min() < 0 or values.max() > 65535:
+            raise ImageReadError(f"{path}: mode {img.mode} values span [{values.min()}, {values.max()}]; "
+                                 f"only 0..65535 (16-bit) grey is supported")
+        return values.astype(np.uint16)[..., None], True, 16
+    if img.mode not in EIGHT_BIT_MODES:
+        raise ImageReadError(f"{path}: pixel mode {img.mode!r} is not supported; readable modes are "
+                             f"{', '.join(EIGHT_BIT_MODES + GREY16_MODES)}")
+    check_no_reduced_tiff(path, img)
+    grey = img.mode in GREY_MODES
+    alpha = img.mode in ALPHA_MODES or "transparency" in img.info  # palette or colour-key transparency
+    target = ("LA" if alpha else "L") if grey else ("RGBA" if alpha else "RGB")
+    pixels = np.asarray(img.convert(target))  # convert() undoes Adobe's inverted CMYK in JPEG
+    return pixels.reshape(img.height, img.width, len(target)), grey, 8
+
+
+def check_no_reduced_tiff(path: Path, img: PILImage.Image) -> None:
+    """Refuse colour TIFFs above 8 bits: Pillow decodes them as 8-bit RGB, dropping the low bits unasked."""
+    if img.format != "TIFF":
+        return
+    bits = img.tag_v2.get(TIFF_BITS_PER_SAMPLE, 8)
+    depth = max(bits) if isinstance(bits, tuple) else bits
+    if depth > 8:
+        raise ImageReadError(f"{path}: {depth}-bit colour TIFF would be cut to 8 bits by Pillow; "
+                             f"save it as a 16-bit PNG to keep full precision")
+
+
+def to_image(pixels: np.ndarray, grey: bool, bit_depth: int) -> Image:
+    """(H, W, C) uint8/uint16 samples, C in 1..4 (L, LA, RGB, RGBA) -> Image with float32 planes in [0, 1]."""
+    planes = torch.from_numpy(pixels.astype(np.float32) / np.float32(check_bit_depth(bit_depth)))
+    planes = planes.permute(2, 0, 1).contiguous()  # (C, H, W)
+    colour_channels = 1 if planes.shape[0] <= 2 else 3
+    rgb = planes[:colour_channels].expand(3, -1, -1).contiguous()
+    alpha = planes[colour_channels:] if planes.shape[0] in (2, 4) else None
+    return Image(rgb=rgb, alpha=alpha, grey=grey, bit_depth=bit_depth)
+
+
+def write_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor | None = None, bit_depth: int = 8
+              ) -> None:
+    """Save `image` as an 8- or 16-bit PNG: RGB/RGBA for 3 channels, L/LA for 1.
+
+    image: (3, H, W) or (1, H, W) float, values clamped to [0, 1]; alpha: (1, H, W) float or None.
+    Samples are round(x * (2**bit_depth - 1)). The file is written under a temporary name in the same
+    folder and moved into place with os.replace, so readers never see half a file and a failed write
+    leaves no partial file (atomic against crashes, but not fsynced against power loss).
+    """
+    path = Path(path)
+    planes = png_planes(image, alpha)  # (C, H, W)
+    samples = grid_samples(planes.detach().cpu(), bit_depth)
+    channels, height, width = samples.shape
+    dtype = np.uint8 if bit_depth == 8 else np.uint16  # pypng packs rows by their array item size
+    rows = samples.permute(1, 2, 0).reshape(height, width * channels).numpy().astype(dtype)
+    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4), bitdepth=bit_depth)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            writer.write(file, rows)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def png_planes(image: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """Check write_png's inputs and stack them: (C, H, W) with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
+    if image.dim() != 3 or image.shape[0] not in (1, 3) or image.shape[1] == 0 or image.shape[2] == 0:
+        raise ValueError(f"write_png: image must be (3, H, W) or (1, H, W) with H, W > 0, "
+                         f"got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ValueError(f"write_png: image must be float in [0, 1], got dtype {image.dtype}")
+    if alpha is None:
+        return image
+    if tuple(alpha.shape) != (1, *image.shape[1:]) or not alpha.is_floating_point():
+        raise ValueError(f"write_png: alpha must be float (1, {image.shape[1]}, {image.shape[2]}) to match "
+                         f"the image, got {alpha.dtype} {tuple(alpha.shape)}")
+    return torch.cat([image, alpha.to(image.device, image.dtype)])
