@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test venv clean-venv
+.PHONY: repro test bench venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ repro: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Kernel microbenchmarks (Triton vs eager vs torch.compile); on a machine without CUDA it records the skip.
+bench: venv
+	$(PY) stages/bench.py --out metrics/kernels.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -100,7 +100,7 @@ def format_table(scores: list[ImageScore]) -> str:
 def fmt(value: float | None, key: str) -> str:
     if value is None:
         return f"{'-':>10}"
-    return f"{value:>10.4f}" if key == "ssim" else f"{value:>10.3f}"
+    return f"{value:>10.3f}" if key == "psnr" else f"{value:>10.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:
