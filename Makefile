@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -e '.[test]' '$(TRITON_PIN)'
 	touch $@
 
+# Stage commands say `python`: the venv's bin goes first on PATH so they run in it.
 repro: venv
 	test -d .dvc || $(VENV)/bin/dvc init
-	$(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

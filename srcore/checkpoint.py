@@ -1,0 +1,76 @@
+"""Checkpoints that describe themselves: a generator is rebuilt from the file alone.
+
+A checkpoint is a plain dict saved with `torch.save` and read back with `torch.load(weights_only=True)`,
+so a file carrying a pickled payload is refused instead of executed. Keys:
+    arch, arch_args        GENERATORS name and constructor arguments (srcore.models)
+    model, ema             weights, and the EMA weights when training kept them
+    optimizer, scheduler   state dicts, to resume
+    step                   optimizer steps taken
+    rng                    torch CPU RNG state (and CUDA's when present), to resume bit for bit
+    run                    a dict describing the run (its params), to refuse resuming a different run
+Extra keys (e.g. a discriminator) may be added by the training loop that owns them.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srcore.models import build_generator
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically: a crash mid-write never leaves a truncated checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with weights_only=True (no arbitrary code); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        # weights_only refuses pickled code with UnpicklingError; truncated files give the others.
+        raise ValueError(f"checkpoint {path} could not be read safely: {error}") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} is not an srcore checkpoint (holds a {type(state).__name__})")
+    missing = [key for key in ("arch", "arch_args", "model") if key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} is not an srcore checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def generator_from_checkpoint(path: str | Path, *, use_ema: bool = True, kernels: str = "torch",
+                              expect_scale: int | None = None) -> nn.Module:
+    """Rebuild the generator a checkpoint describes, with its EMA weights when it has them."""
+    state = load_checkpoint(path)
+    scale = state["arch_args"].get("scale")
+    if expect_scale is not None and scale != expect_scale:
+        raise ValueError(f"checkpoint {path} is a x{scale} model, expected x{expect_scale}")
+    model = build_generator(state["arch"], **state["arch_args"], kernels=kernels)
+    weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
+    model.load_state_dict(weights)
+    return model.eval()

@@ -1,0 +1,252 @@
+"""PSNR-oriented training of a generator: plain functions over a model, an optimizer and a batch source.
+
+The loop is resumable bit for bit on CPU: batches are a pure function of (seed, step) (see `PatchBank`),
+and checkpoints hold weights, EMA, optimizer, scheduler, step and RNG state. A run resumes only from a
+checkpoint whose `run` description (its params) equals the current one, so editing params restarts.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from srcore.metrics import psnr, rgb_to_y
+from srcore.plots import crop_strip
+from srcore.resize import imresize
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The `runtime` params group: where and how tensors are computed."""
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "bf16"  # autocast dtype for training; scoring is always fp32
+    channels_last: bool = True
+    kernels: Literal["auto", "triton", "torch"] = "auto"
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """The `pretrain` params group."""
+    generator: Literal["srresnet", "edsr", "rrdb"] = "edsr"
+    generator_args: dict[str, int | float | bool] = field(default_factory=dict)
+    loss: Literal["l1", "mse"] = "l1"
+    lr: float = 5e-4
+    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: tuple[int, ...] = ()  # multistep: steps at which lr *= gamma
+    gamma: float = 0.5
+    steps: int = 4000
+    batch_size: int = 16
+    ema_decay: float = 0.999
+    augment: bool = True
+    log_every: int = 50
+    val_every: int = 500
+    ckpt_every: int = 250
+
+    def __post_init__(self):
+        for name in ("lr", "steps", "batch_size", "log_every", "val_every", "ckpt_every"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"pretrain.{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"pretrain.ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+class PatchBank:
+    """LR/HR uint8 patches held in memory; batch k is a pure function of (seed, k).
+
+    On 2 cores, indexing tensors in the training process beats DataLoader workers, which compete with
+    the training threads; the whole default training set is a few hundred MB of uint8.
+    """
+
+    def __init__(self, lr: torch.Tensor, hr: torch.Tensor, seed: int):
+        if lr.shape[0] != hr.shape[0] or lr.shape[0] == 0:
+            raise ValueError(f"patch bank needs as many LR as HR patches (> 0), got {lr.shape[0]} and {hr.shape[0]}")
+        self.lr, self.hr, self.seed = lr, hr, seed  # (N, 3, p, p), (N, 3, sp, sp) uint8
+
+    @classmethod
+    def from_h5(cls, path: str | Path, seed: int) -> "PatchBank":
+        with h5py.File(path, "r") as f:
+            return cls(torch.from_numpy(f["lr"][:]), torch.from_numpy(f["hr"][:]), seed)
+
+    def __len__(self) -> int:
+        return self.lr.shape[0]
+
+    def fingerprint(self) -> str:
+        """sha256 of the patches: a checkpoint trained on other data must not be resumed."""
+        digest = hashlib.sha256()
+        for t in (self.lr, self.hr):
+            digest.update(str(tuple(t.shape)).encode())
+            digest.update(t.contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def batch(self, step: int, size: int, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lr, hr) float32 in [0, 1]: (B, 3, p, p), (B, 3, sp, sp), randomly flipped together."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        index = torch.randint(len(self), (size,), generator=gen)
+        lr, hr = self.lr[index].float() / 255, self.hr[index].float() / 255
+        if augment:
+            # Horizontal and vertical flips (so also the 180-degree turn) commute exactly with MATLAB's
+            # uint8 bicubic, so pairs stay exact protocol pairs. 90-degree turns do not: they swap which
+            # 1-D pass is rounded first and move ~15% of LR pixels by a grey level, so they are left out.
+            hflip, vflip = torch.randint(2, (2,), generator=gen).tolist()
+            if hflip:
+                lr, hr = lr.flip(-1), hr.flip(-1)
+            if vflip:
+                lr, hr = lr.flip(-2), hr.flip(-2)
+        return lr.contiguous(), hr.contiguous()
+
+
+def pixel_loss(kind: str) -> nn.Module:
+    losses = {"l1": nn.L1Loss, "mse": nn.MSELoss}
+    if kind not in losses:
+        raise ValueError(f"unknown pixel loss {kind!r}; valid: {', '.join(losses)}")
+    return losses[kind]()
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: PretrainSettings):
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
+    if settings.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(settings.milestones), settings.gamma)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+
+
+def autocast(runtime: Runtime):
+    if runtime.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(runtime.device).type, dtype=torch.bfloat16)
+
+
+def to_device(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    x = x.to(runtime.device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x
+
+
+@torch.no_grad()
+def validate(model: nn.Module, bank: PatchBank, scale: int, runtime: Runtime, batch_size: int = 8) -> float:
+    """Mean PSNR (Y, crop = scale, uint8 SR) over the validation patches, computed in fp32."""
+    model.eval()
+    scores = []
+    for start in range(0, len(bank), batch_size):
+        lr = to_device(bank.lr[start:start + batch_size].float() / 255, runtime)
+        sr = model(lr).float().clamp(0, 1).mul(255).round().cpu().permute(0, 2, 3, 1).double().numpy()
+        hr = bank.hr[start:start + batch_size].permute(0, 2, 3, 1).double().numpy()
+        scores += [psnr(rgb_to_y(s), rgb_to_y(h), crop=scale) for s, h in zip(sr, hr)]
+    model.train()
+    return float(np.mean(scores))
+
+
+@torch.no_grad()
+def validation_sample(model: nn.Module, bank: PatchBank, scale: int, runtime: Runtime):
+    """bicubic | model | HR of the first validation patch, as a labelled PIL image for the logs."""
+    model.eval()
+    lr = bank.lr[:1].double() / 255  # (1, 3, p, p)
+    sr = model(to_device(lr.float(), runtime)).float().clamp(0, 1).cpu()[0]
+    model.train()
+    panels = [("bicubic", imresize(lr, float(scale), uint8=True)[0]), ("model (EMA)", sr),
+              ("HR", bank.hr[0].double() / 255)]
+    side = bank.hr.shape[-1]
+    return crop_strip(panels, (0, 0, side), zoom=1)
+
+
+def train_state(model, ema, optimizer, scheduler, step: int, run: dict[str, Any]) -> dict[str, Any]:
+    return {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict(),
+            "ema": ema.module.state_dict(), "ema_n_averaged": ema.n_averaged, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "step": step, "rng": rng_state(), "run": run}
+
+
+def run_description(settings: PretrainSettings, scale: int, train: PatchBank, val: PatchBank) -> dict[str, Any]:
+    """What identifies a training run (params and data): a checkpoint resumes only an equal description."""
+    return {"settings": asdict(settings), "scale": scale, "seed": train.seed,
+            "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
+
+
+def can_resume(path: Path, run: dict[str, Any]) -> bool:
+    if not path.is_file():
+        return False
+    if load_checkpoint(path).get("run") != run:
+        print(f"{path}: checkpoint of a different run (params changed): starting from step 0")
+        return False
+    return True
+
+
+def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, scheduler) -> int:
+    """Restore everything from `path` when it is a checkpoint of this very run; return its step (else 0)."""
+    if not can_resume(path, run):
+        return 0
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    ema.module.load_state_dict(state["ema"])
+    ema.n_averaged.copy_(state["ema_n_averaged"])  # else the first update after resuming copies, not averages
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    print(f"{path}: resuming from step {state['step']}")
+    return state["step"]
+
+
+def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: PretrainSettings, runtime: Runtime,
+             *, scale: int, checkpoint: Path, live=None) -> AveragedModel:
+    """Train `model` with the pixel loss; return its EMA. `checkpoint` is written every ckpt_every steps
+    and at the end; `live` is a dvclive.Live (or None) that receives losses, lr, val PSNR and samples."""
+    model.to(runtime.device).train()
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.9, 0.99))
+    scheduler = make_scheduler(optimizer, settings)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+    run = run_description(settings, scale, train, val)
+    start = resume_step(checkpoint, run, model, ema, optimizer, scheduler)
+    loss_fn = pixel_loss(settings.loss)
+    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, desc="pretrain", disable=None)
+    for step in bar:
+        lr, hr = train.batch(step, settings.batch_size, settings.augment)
+        lr, hr = to_device(lr, runtime), to_device(hr, runtime)
+        with autocast(runtime):
+            sr = model(lr)
+        loss = loss_fn(sr.float(), hr)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"pretrain step {step}: loss is {loss.item()}; last good checkpoint: {checkpoint}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        ema.update_parameters(model)
+        done = step + 1
+        log_step(live, done, settings, loss.item(), scheduler.get_last_lr()[0], bar)
+        if done % settings.val_every == 0 or done == settings.steps:
+            log_validation(live, done, validate(ema.module, val, scale, runtime), bar)
+            if live is not None:
+                live.log_image("val/sample.png", validation_sample(ema.module, val, scale, runtime))
+        if done % settings.ckpt_every == 0 or done == settings.steps:
+            save_checkpoint(checkpoint, train_state(model, ema, optimizer, scheduler, done, run))
+    return ema
+
+
+def log_step(live, step: int, settings: PretrainSettings, loss: float, lr: float, bar) -> None:
+    if step % settings.log_every:
+        return
+    bar.set_postfix(loss=f"{loss:.4f}")
+    if live is not None:
+        live.step = step
+        live.log_metric("train/loss", loss)
+        live.log_metric("train/lr", lr)
+
+
+def log_validation(live, step: int, val_psnr: float, bar) -> None:
+    bar.write(f"step {step}: validation PSNR (EMA) {val_psnr:.3f} dB")
+    if live is not None:
+        live.step = step
+        live.log_metric("val/psnr", val_psnr)
+        live.make_summary()

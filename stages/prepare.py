@@ -1,0 +1,58 @@
+"""DVC stage `prepare`: training images -> HDF5 patch pairs (train.h5) and held-out whole images (val.h5).
+
+The validation images are a seeded hold-out of the training folders, never the benchmark sets. Their
+file holds non-overlapping `val_patch_size` tiles (centred grid), bigger than training patches so PSNR
+during training is measured on more context.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from srcore.config import CommonConfig, from_dict, load_params
+from srcore.imageio import list_images
+from srcore.patches import split_validation, write_patches
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """The `prepare` params group; sizes in HR pixels."""
+    patch_size: int = 96
+    stride: int = 48
+    val_images: int = 10       # whole images held out of the training folders for validation
+    val_patch_size: int = 192  # validation tiles, cut on a grid with stride = val_patch_size
+
+    def __post_init__(self):
+        for name in ("patch_size", "stride", "val_images", "val_patch_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"prepare.{name} must be > 0, got {getattr(self, name)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--train", type=Path, nargs="+", required=True, help="folders of training images")
+    parser.add_argument("--out-train", type=Path, required=True, help="train.h5 to write")
+    parser.add_argument("--out-val", type=Path, required=True, help="val.h5 to write")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    common = from_dict(CommonConfig, params["common"], "common")
+    config = from_dict(PrepareConfig, params["prepare"], "prepare")
+    images = [path for folder in args.train for path in list_images(folder)]
+    train, val = split_validation(images, config.val_images, common.seed)
+    # The params that made the files travel with them (write_patches stores the patch geometry itself).
+    attrs = {"params.common": json.dumps(asdict(common)), "params.prepare": json.dumps(asdict(config))}
+    jobs = [(args.out_train, train, config.patch_size, config.stride),
+            (args.out_val, val, config.val_patch_size, config.val_patch_size)]
+    for out, paths, size, stride in jobs:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stats = write_patches(paths, out, scale=common.scale, patch_size=size, stride=stride, seed=common.seed,
+                              attrs=attrs)
+        print(f"{out}: {stats.patches} patches from {stats.images} images "
+              f"({len(stats.too_small) + len(stats.unreadable)} skipped)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""End to end: `dvc repro` of the real dvc.yaml on tiny params in a temp copy, then what a params edit re-runs.
+
+The copy holds the stage scripts, the library, a handful of training images and Set5; params are shrunk so
+the whole pipeline takes seconds. Stages run with this interpreter (its folder first on PATH).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from srcore.checkpoint import generator_from_checkpoint, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_IMAGES = {"T91": ["t1.png", "t2.png", "t3.png"], "BSDS200": ["100075.jpg", "100080.jpg"]}
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["prepare"].update(patch_size=48, stride=48, val_images=1, val_patch_size=96)
+    params["pretrain"].update(generator_args={"num_feat": 8, "num_block": 1, "global_residual": True},
+                              steps=12, batch_size=4, log_every=4, val_every=6, ckpt_every=6)
+    params["evaluate"].update(datasets=["Set5"], crop_size=48)
+    params["runtime"].update(threads=1)
+    return params
+
+
+def dvc(workspace: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=workspace, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def edit_params(workspace: Path, group: str, **values) -> None:
+    path = workspace / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params[group].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("stages", "srcore", "kernels"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=ignore)
+    shutil.copy(ROOT / "dvc.yaml", root)
+    shutil.copytree(ROOT / "data" / "benchmark" / "Set5" / "HR", root / "data" / "benchmark" / "Set5" / "HR")
+    for folder, names in TRAIN_IMAGES.items():
+        (root / "data" / "raw" / "train" / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(ROOT / "data" / "raw" / "train" / folder / name, root / "data" / "raw" / "train" / folder)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    dvc(root, "init", "--no-scm", "-q")
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace: Path) -> str:
+    return dvc(workspace, "repro", "evaluate")  # the kernel benchmarks are not part of this test
+
+
+def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, first_run: str):
+    assert stages_run(first_run) == {"prepare", "pretrain", "evaluate"}
+    scores = json.loads((workspace / "metrics" / "eval.json").read_text())
+    assert scores["scale"] == 4 and set(scores["Set5"]) == {"bicubic", "psnr"}
+    for model in ("bicubic", "psnr"):
+        assert set(scores["Set5"][model]) == {"psnr", "ssim", "niqe"}
+    assert abs(scores["Set5"]["bicubic"]["psnr"] - 28.429) < 0.01  # the protocol's baseline, as published
+    model = generator_from_checkpoint(workspace / "models" / "psnr.pt", expect_scale=4)
+    assert model.name == "edsr" and model.arch_args["num_feat"] == 8
+    state = load_checkpoint(workspace / "models" / "checkpoints" / "pretrain.pt")
+    assert state["step"] == 12 and {"optimizer", "scheduler", "ema", "rng", "run"} <= set(state)
+    live = json.loads((workspace / "dvclive" / "pretrain" / "metrics.json").read_text())
+    assert live["step"] == 12 and "psnr" in live["val"]
+    assert (workspace / "dvclive" / "pretrain" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert (workspace / "dvclive" / "pretrain" / "plots" / "images" / "val" / "sample.png").is_file()
+    for name in ("psnr.png", "ssim.png", "niqe.png", "crops/Set5.png"):
+        assert (workspace / "plots" / "evaluate" / name).is_file(), name
+
+
+def test_params_edits_rerun_only_the_stages_they_affect(workspace: Path, first_run: str):
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == set()
+    edit_params(workspace, "evaluate", crop_size=32)
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"evaluate"}
+    edit_params(workspace, "pretrain", lr=1e-3)
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"pretrain", "evaluate"}
+    edit_params(workspace, "prepare", stride=24)
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"prepare", "pretrain", "evaluate"}
