@@ -1,6 +1,7 @@
 """The `srcore` command line: score bicubic or a model on a benchmark folder, or score existing images.
 
     srcore eval --model bicubic --data data/benchmark/Set5 --scale 4 [--rgb] [--crop-border N] [--json]
+    srcore eval --model models/psnr.pt --data data/benchmark/Set5 --scale 4 [--self-ensemble]
     srcore metrics out/*.png --reference data/benchmark/Set5/HR --scale 4 [--json]
 """
 from __future__ import annotations
@@ -10,7 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from srcore.evaluate import ImageScore, bicubic_upscaler, evaluate_dataset, mean_scores, report, score_files
+import torch
+
+from srcore.checkpoint import generator_from_checkpoint
+from srcore.evaluate import (ImageScore, Upscaler, bicubic_upscaler, evaluate_dataset, mean_scores, model_upscaler,
+                             report, score_files)
 from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images
 from srcore.niqe import load_niqe_model
 
@@ -38,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("eval", help="make LR from HR by the protocol, upscale it, score it")
-    ev.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}")
+    ev.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}, or a checkpoint file")
+    ev.add_argument("--self-ensemble", action="store_true", help="average a model over the 8 flips/rotations")
     ev.add_argument("--data", required=True, type=Path, help="folder of HR images (or holding HR/)")
     ev.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
     ev.add_argument("--no-niqe", action="store_true", help="skip NIQE (the slowest metric)")
@@ -51,13 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def upscaler(model: str, scale: int, self_ensemble: bool) -> Upscaler:
+    """A named baseline, or the generator a checkpoint file describes (fp32, CPU or the first GPU)."""
+    if model in MODELS:
+        return MODELS[model](scale)
+    if not Path(model).is_file():
+        raise SystemExit(f"srcore eval: --model {model!r} is neither a checkpoint file nor one of: {', '.join(MODELS)}")
+    try:
+        generator = generator_from_checkpoint(model, expect_scale=scale)
+    except ValueError as error:
+        raise SystemExit(f"srcore eval: {error}") from error
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model_upscaler(generator, device=device, self_ensemble=self_ensemble)
+
+
 def run_eval(args: argparse.Namespace) -> dict:
-    if args.model not in MODELS:
-        raise SystemExit(f"srcore eval: unknown --model {args.model!r}; valid: {', '.join(MODELS)}")
     if not args.data.is_dir():
         raise SystemExit(f"srcore eval: --data {args.data} is not a folder")
     crop = args.scale if args.crop_border is None else args.crop_border
-    scores = evaluate_dataset(MODELS[args.model](args.scale), args.data, args.scale, crop=crop,
+    scores = evaluate_dataset(upscaler(args.model, args.scale, args.self_ensemble), args.data, args.scale, crop=crop,
                               y_channel=not args.rgb, with_niqe=not args.no_niqe,
                               niqe_model=load_niqe_model(args.niqe_model))
     return report(scores, model=args.model, data=str(args.data), scale=args.scale,

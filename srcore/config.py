@@ -6,6 +6,7 @@ arguments, never a params dict.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -16,10 +17,28 @@ import yaml
 T = TypeVar("T")
 
 
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading floats as YAML 1.2 does: `1e-4` is a float (YAML 1.1 wants `1.0e-4`
+    and PyYAML would return the string '1e-4')."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)
+
+
 def load_params(path: str | Path) -> dict[str, Any]:
     """Read params.yaml into a dict (an empty file is an error)."""
-    with open(path) as f:
-        params = yaml.safe_load(f)
+    params = parse_yaml(Path(path).read_text())
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of params groups, got {type(params).__name__}")
     return params

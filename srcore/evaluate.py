@@ -119,6 +119,19 @@ def evaluate_dataset(upscale: Upscaler, data: Path, scale: int, *, crop: int | N
     return scores
 
 
+def reference_niqe(data: Path, scale: int, *, crop: int | None = None, niqe_model: NiqeModel | None = None
+                   ) -> list[ImageScore]:
+    """NIQE of the HR images themselves, modcropped and border-cropped as the SR outputs are: the
+    perceptual quality a model can aim for (the reference line of a perception-distortion plot)."""
+    crop = scale if crop is None else crop
+    scores = []
+    for path in list_images(hr_folder(data)):
+        hr = read_image(path)
+        scores.append(score_image(path.name, modcrop(hr.rgb.double(), scale), None, grey=hr.grey, crop=crop,
+                                  niqe_model=niqe_model))
+    return scores
+
+
 def score_files(paths: list[Path], reference: Path | None, *, scale: int = 1, crop: int = 0,
                 y_channel: bool = True, niqe_model: NiqeModel | None = None) -> list[ImageScore]:
     """Score existing images: NIQE always; PSNR/SSIM against `reference/<same file name>` when given.

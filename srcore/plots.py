@@ -54,7 +54,7 @@ def save_png(image: Image.Image, path: Path) -> None:
 def bar_chart(results: dict[str, dict[str, dict[str, float]]], metric: str, path: Path) -> None:
     """One group of bars per dataset, one bar per model: results[dataset][model][metric]."""
     datasets = list(results)
-    models = list(dict.fromkeys(m for d in datasets for m in results[d]))
+    models = list(dict.fromkeys(m for d in datasets for m, v in results[d].items() if metric in v))
     width = 0.8 / max(len(models), 1)
     fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(datasets), 3.2))
     for i, model in enumerate(models):
@@ -65,6 +65,34 @@ def bar_chart(results: dict[str, dict[str, dict[str, float]]], metric: str, path
     ax.set_ylabel(metric.upper())
     low = min((v[metric] for d in results.values() for v in d.values() if metric in v), default=0)
     ax.set_ylim(bottom=low * 0.9 if metric == "psnr" else 0)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def perception_distortion(scores: dict[str, dict[str, float]], path: Path, title: str,
+                          path_models: list[str]) -> None:
+    """PSNR against NIQE, one point per model: scores[model] = {"psnr", "niqe", ...}.
+
+    `path_models` (e.g. psnr, alpha=..., gan) are joined by a line, in that order; bicubic's and the HR
+    images' NIQE (scores["HR"]["niqe"]) are drawn as vertical reference lines. Lower NIQE is better.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    points = [(m, scores[m]) for m in path_models if "niqe" in scores.get(m, {})]
+    if points:
+        ax.plot([v["niqe"] for _, v in points], [v["psnr"] for _, v in points], "-o", color="tab:blue", ms=4)
+        for name, v in points:
+            ax.annotate(name, (v["niqe"], v["psnr"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    for name, style in (("bicubic", "--"), ("HR", ":")):
+        if "niqe" in scores.get(name, {}):
+            ax.axvline(scores[name]["niqe"], color="grey", linestyle=style, label=f"{name} NIQE")
+    if {"psnr", "niqe"} <= set(scores.get("bicubic", {})):
+        ax.plot(scores["bicubic"]["niqe"], scores["bicubic"]["psnr"], "s", color="grey", label="bicubic")
+    ax.set_xlabel("NIQE (lower is better)")
+    ax.set_ylabel("PSNR dB (higher is better)")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,11 @@ class PatchBank:
         return lr.contiguous(), hr.contiguous()
 
 
+def make_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights and buffers (BN statistics included)."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def pixel_loss(kind: str) -> nn.Module:
     losses = {"l1": nn.L1Loss, "mse": nn.MSELoss}
     if kind not in losses:
@@ -114,12 +119,16 @@ def pixel_loss(kind: str) -> nn.Module:
     return losses[kind]()
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, settings: PretrainSettings):
-    if settings.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
-    if settings.schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(settings.milestones), settings.gamma)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int, milestones: tuple[int, ...] = (),
+                   gamma: float = 0.5):
+    """cosine decay to 0 over `steps`; multistep: lr *= gamma at each milestone; constant."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(milestones), gamma)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    raise ValueError(f"unknown lr schedule {schedule!r}; valid: cosine, multistep, constant")
 
 
 def autocast(runtime: Runtime):
@@ -172,18 +181,31 @@ def run_description(settings: PretrainSettings, scale: int, train: PatchBank, va
             "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
 
 
-def can_resume(path: Path, run: dict[str, Any]) -> bool:
+def resumable_step(path: Path, run: dict[str, Any]) -> int | None:
+    """The step of the checkpoint at `path` when it belongs to this very run, else None."""
     if not path.is_file():
-        return False
-    if load_checkpoint(path).get("run") != run:
-        print(f"{path}: checkpoint of a different run (params changed): starting from step 0")
-        return False
-    return True
+        return None
+    state = load_checkpoint(path)
+    return state["step"] if state.get("run") == run else None
+
+
+def can_resume(path: Path, run: dict[str, Any]) -> bool:
+    return resumable_step(path, run) is not None
+
+
+def trim_live_logs(live_dir: Path, step: int) -> None:
+    """Drop dvclive metric rows after `step`: a run killed after its last checkpoint had logged steps that
+    the resumed run logs again."""
+    for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
+        header, *rows = tsv.read_text().splitlines(keepends=True)
+        tsv.write_text(header + "".join(row for row in rows if int(row.split("\t", 1)[0]) <= step))
 
 
 def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, scheduler) -> int:
     """Restore everything from `path` when it is a checkpoint of this very run; return its step (else 0)."""
     if not can_resume(path, run):
+        if path.is_file():
+            print(f"{path}: checkpoint of a different run (params or data changed): starting from step 0")
         return 0
     state = load_checkpoint(path)
     model.load_state_dict(state["model"])
@@ -204,8 +226,8 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.9, 0.99))
-    scheduler = make_scheduler(optimizer, settings)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+    scheduler = make_scheduler(optimizer, settings.schedule, settings.steps, settings.milestones, settings.gamma)
+    ema = make_ema(model, settings.ema_decay)
     run = run_description(settings, scale, train, val)
     start = resume_step(checkpoint, run, model, ema, optimizer, scheduler)
     loss_fn = pixel_loss(settings.loss)
@@ -224,29 +246,30 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
         scheduler.step()
         ema.update_parameters(model)
         done = step + 1
-        log_step(live, done, settings, loss.item(), scheduler.get_last_lr()[0], bar)
+        if done % settings.log_every == 0:
+            log_metrics(live, done, {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, bar)
         if done % settings.val_every == 0 or done == settings.steps:
-            log_validation(live, done, validate(ema.module, val, scale, runtime), bar)
-            if live is not None:
-                live.log_image("val/sample.png", validation_sample(ema.module, val, scale, runtime))
+            log_validation(live, done, ema.module, val, scale, runtime, bar)
         if done % settings.ckpt_every == 0 or done == settings.steps:
             save_checkpoint(checkpoint, train_state(model, ema, optimizer, scheduler, done, run))
     return ema
 
 
-def log_step(live, step: int, settings: PretrainSettings, loss: float, lr: float, bar) -> None:
-    if step % settings.log_every:
-        return
-    bar.set_postfix(loss=f"{loss:.4f}")
+def log_metrics(live, step: int, metrics: dict[str, float], bar) -> None:
+    """Show `metrics` on the progress bar and log them to dvclive (when `live` is given) at `step`."""
+    bar.set_postfix({name.split("/")[-1]: f"{value:.4g}" for name, value in metrics.items()})
     if live is not None:
         live.step = step
-        live.log_metric("train/loss", loss)
-        live.log_metric("train/lr", lr)
+        for name, value in metrics.items():
+            live.log_metric(name, value)
 
 
-def log_validation(live, step: int, val_psnr: float, bar) -> None:
+def log_validation(live, step: int, model: nn.Module, val: PatchBank, scale: int, runtime: Runtime, bar) -> None:
+    """Validation PSNR of `model` (printed, and logged with a sample image when `live` is given)."""
+    val_psnr = validate(model, val, scale, runtime)
     bar.write(f"step {step}: validation PSNR (EMA) {val_psnr:.3f} dB")
     if live is not None:
         live.step = step
         live.log_metric("val/psnr", val_psnr)
+        live.log_image("val/sample.png", validation_sample(model, val, scale, runtime))
         live.make_summary()

@@ -16,9 +16,10 @@ from PIL.Image import Image
 
 from srcore.checkpoint import generator_from_checkpoint
 from srcore.config import CommonConfig, from_dict, load_params
-from srcore.evaluate import Upscaler, bicubic_upscaler, evaluate_dataset, hr_folder, mean_scores, model_upscaler
+from srcore.evaluate import (Upscaler, bicubic_upscaler, evaluate_dataset, hr_folder, mean_scores, model_upscaler,
+                             reference_niqe)
 from srcore.imageio import list_images, read_image
-from srcore.plots import bar_chart, center_box, crop_strip, save_png
+from srcore.plots import bar_chart, center_box, crop_strip, perception_distortion, save_png
 from srcore.resize import downscale, modcrop
 
 
@@ -32,13 +33,17 @@ class EvaluateConfig:
 
 
 def parse_models(specs: list[str]) -> dict[str, Path]:
-    """`name=path` pairs from the command line, in order."""
+    """`name=path` pairs from the command line, in order. A folder stands for the interpolated models in it
+    (the interpolate stage's alpha_*.pt), named alpha=<a> in order of alpha; the name before = is dropped."""
     models = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"--model expects NAME=PATH, got {spec!r}")
-        models[name] = Path(path)
+        if Path(path).is_dir():
+            models.update({f"alpha={p.stem.removeprefix('alpha_')}": p for p in sorted(Path(path).glob("alpha_*.pt"))})
+        else:
+            models[name] = Path(path)
     return models
 
 
@@ -71,7 +76,8 @@ def main() -> None:
     config = from_dict(EvaluateConfig, params["evaluate"], "evaluate")
     scale = from_dict(CommonConfig, params["common"], "common").scale
     torch.set_grad_enabled(False)
-    upscale = upscalers(parse_models(args.model), scale, config.self_ensemble)
+    models = parse_models(args.model)
+    upscale = upscalers(models, scale, config.self_ensemble)
     results = {}
     for dataset in config.datasets:
         results[dataset] = {}
@@ -81,6 +87,10 @@ def main() -> None:
             results[dataset][name] = mean_scores(scores)
         save_png(crops(upscale, args.benchmark / dataset, scale, config.crop_size),
                  args.plots / "crops" / f"{dataset}.png")
+        if config.niqe:
+            results[dataset]["HR"] = mean_scores(reference_niqe(args.benchmark / dataset, scale))
+            perception_distortion(results[dataset], args.plots / "perception_distortion" / f"{dataset}.png",
+                                  f"{dataset} x{scale}: perception-distortion", list(models))
     for metric in ("psnr", "ssim") + (("niqe",) if config.niqe else ()):
         bar_chart(results, metric, args.plots / f"{metric}.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)

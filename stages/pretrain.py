@@ -15,7 +15,8 @@ from srcore.checkpoint import save_checkpoint
 from srcore.config import CommonConfig, from_dict, load_params
 from srcore.models import build_generator
 from srcore.ops import resolve_backend
-from srcore.train import PatchBank, PretrainSettings, Runtime, can_resume, pretrain, run_description
+from srcore.train import (PatchBank, PretrainSettings, Runtime, pretrain, resumable_step, run_description,
+                          trim_live_logs)
 
 
 def main() -> None:
@@ -37,8 +38,11 @@ def main() -> None:
     kernels = resolve_backend(runtime.kernels, runtime.device)
     model = build_generator(settings.generator, scale=common.scale, kernels=kernels, **settings.generator_args)
     train, val = PatchBank.from_h5(args.train, common.seed), PatchBank.from_h5(args.val, common.seed)
-    resuming = can_resume(args.checkpoint, run_description(settings, common.scale, train, val))
-    if not resuming:
+    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, train, val))
+    resuming = resume_at is not None
+    if resuming:
+        trim_live_logs(args.live, resume_at)
+    else:
         shutil.rmtree(args.live, ignore_errors=True)  # a fresh run starts fresh curves
     with Live(str(args.live), resume=resuming, save_dvc_exp=False, dvcyaml=False, report=None) as live:
         ema = pretrain(model, train, val, settings, runtime, scale=common.scale, checkpoint=args.checkpoint,

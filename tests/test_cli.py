@@ -61,5 +61,25 @@ def test_bad_image_is_named_and_exit_is_nonzero(tmp_path, capsys):
 
 
 def test_unknown_model_lists_valid_ones():
-    with pytest.raises(SystemExit, match="valid: bicubic"):
+    with pytest.raises(SystemExit, match="neither a checkpoint file nor one of: bicubic"):
         main(["eval", "--model", "nope", "--data", str(SET5), "--scale", "4"])
+
+
+def test_eval_checkpoint_scores_the_model_it_describes(tmp_path, capsys):
+    """A generator whose last conv is zero outputs its bicubic global residual: it scores as bicubic does
+    (up to MATLAB's per-pass uint8 rounding, which the baseline applies and the float residual does not)."""
+    from srcore.checkpoint import save_checkpoint
+    from srcore.models import build_generator
+
+    model = build_generator("edsr", scale=4, num_feat=4, num_block=1, global_residual=True)
+    torch.nn.init.zeros_(model.conv_last.weight)
+    torch.nn.init.zeros_(model.conv_last.bias)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict()})
+    base = ["--data", str(SET5), "--scale", "4", "--no-niqe"]
+    bicubic = run_json(capsys, ["eval", "--model", "bicubic", *base])["mean"]
+    scored = run_json(capsys, ["eval", "--model", str(path), *base])["mean"]
+    assert scored["psnr"] == pytest.approx(bicubic["psnr"], abs=0.02)
+    assert scored["ssim"] == pytest.approx(bicubic["ssim"], abs=5e-4)
+    with pytest.raises(SystemExit, match="x4 model, expected x2"):
+        main(["eval", "--model", str(path), "--data", str(SET5), "--scale", "2"])

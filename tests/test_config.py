@@ -4,7 +4,7 @@ from typing import Literal
 
 import pytest
 
-from srcore.config import CommonConfig, from_dict
+from srcore.config import CommonConfig, from_dict, load_params
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,10 @@ def test_common_scale_is_restricted_to_supported_scales():
     assert from_dict(CommonConfig, {"seed": 0, "scale": 3}, "common").scale == 3
     with pytest.raises(ValueError, match=r"common.scale: expected .*got 5"):
         from_dict(CommonConfig, {"seed": 0, "scale": 5}, "common")
+
+
+def test_floats_in_exponent_form_are_floats(tmp_path):
+    """PyYAML alone reads `1e-4` as the string '1e-4'; params files are read as YAML 1.2 does."""
+    path = tmp_path / "params.yaml"
+    path.write_text("a: 1e-4\nb: 2.5E+3\nc: 5\nd: '1e-4'\ne: .5\n")
+    assert load_params(path) == {"a": 1e-4, "b": 2500.0, "c": 5, "d": "1e-4", "e": 0.5}

@@ -27,6 +27,9 @@ def tiny_params() -> dict:
     params["prepare"].update(patch_size=48, stride=48, val_images=1, val_patch_size=96)
     params["pretrain"].update(generator_args={"num_feat": 8, "num_block": 1, "global_residual": True},
                               steps=12, batch_size=4, log_every=4, val_every=6, ckpt_every=6)
+    params["gan"].update(steps=4, batch_size=2, milestones=[2], log_every=2, val_every=2, ckpt_every=2,
+                         discriminator_args={"num_feat": 4, "num_dense": 8})
+    params["interpolate"].update(alphas=[0.5])
     params["evaluate"].update(datasets=["Set5"], crop_size=48)
     params["runtime"].update(threads=1)
     return params
@@ -74,21 +77,25 @@ def first_run(workspace: Path) -> str:
 
 
 def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, first_run: str):
-    assert stages_run(first_run) == {"prepare", "pretrain", "evaluate"}
+    assert stages_run(first_run) == {"prepare", "pretrain", "train_gan", "interpolate", "evaluate"}
     scores = json.loads((workspace / "metrics" / "eval.json").read_text())
-    assert scores["scale"] == 4 and set(scores["Set5"]) == {"bicubic", "psnr"}
-    for model in ("bicubic", "psnr"):
+    assert scores["scale"] == 4 and list(scores["Set5"]) == ["bicubic", "psnr", "alpha=0.50", "gan", "HR"]
+    for model in ("bicubic", "psnr", "alpha=0.50", "gan"):
         assert set(scores["Set5"][model]) == {"psnr", "ssim", "niqe"}
+    assert set(scores["Set5"]["HR"]) == {"niqe"}
     assert abs(scores["Set5"]["bicubic"]["psnr"] - 28.429) < 0.01  # the protocol's baseline, as published
-    model = generator_from_checkpoint(workspace / "models" / "psnr.pt", expect_scale=4)
-    assert model.name == "edsr" and model.arch_args["num_feat"] == 8
+    for path in ("psnr.pt", "gan.pt", "interp/alpha_0.50.pt"):
+        model = generator_from_checkpoint(workspace / "models" / path, expect_scale=4)
+        assert model.name == "edsr" and model.arch_args["num_feat"] == 8
     state = load_checkpoint(workspace / "models" / "checkpoints" / "pretrain.pt")
     assert state["step"] == 12 and {"optimizer", "scheduler", "ema", "rng", "run"} <= set(state)
     live = json.loads((workspace / "dvclive" / "pretrain" / "metrics.json").read_text())
     assert live["step"] == 12 and "psnr" in live["val"]
     assert (workspace / "dvclive" / "pretrain" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
     assert (workspace / "dvclive" / "pretrain" / "plots" / "images" / "val" / "sample.png").is_file()
-    for name in ("psnr.png", "ssim.png", "niqe.png", "crops/Set5.png"):
+    gan = load_checkpoint(workspace / "models" / "checkpoints" / "train_gan.pt")
+    assert gan["step"] == 4 and {"discriminator", "optimizer_d", "scheduler_d"} <= set(gan)
+    for name in ("psnr.png", "ssim.png", "niqe.png", "crops/Set5.png", "perception_distortion/Set5.png"):
         assert (workspace / "plots" / "evaluate" / name).is_file(), name
 
 
@@ -96,7 +103,10 @@ def test_params_edits_rerun_only_the_stages_they_affect(workspace: Path, first_r
     assert stages_run(dvc(workspace, "repro", "evaluate")) == set()
     edit_params(workspace, "evaluate", crop_size=32)
     assert stages_run(dvc(workspace, "repro", "evaluate")) == {"evaluate"}
+    edit_params(workspace, "interpolate", alphas=[0.25, 0.75])
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"interpolate", "evaluate"}
+    assert sorted(p.name for p in (workspace / "models" / "interp").iterdir()) == ["alpha_0.25.pt", "alpha_0.75.pt"]
+    edit_params(workspace, "gan", lr_g=2e-4)
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"train_gan", "interpolate", "evaluate"}
     edit_params(workspace, "pretrain", lr=1e-3)
-    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"pretrain", "evaluate"}
-    edit_params(workspace, "prepare", stride=24)
-    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"prepare", "pretrain", "evaluate"}
+    assert stages_run(dvc(workspace, "repro", "evaluate")) == {"pretrain", "train_gan", "interpolate", "evaluate"}

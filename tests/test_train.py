@@ -9,7 +9,7 @@ import torch
 from srcore.checkpoint import generator_from_checkpoint, load_checkpoint, save_checkpoint
 from srcore.models import build_generator
 from srcore.resize import downscale
-from srcore.train import PatchBank, PretrainSettings, Runtime, can_resume, pretrain, run_description
+from srcore.train import PatchBank, PretrainSettings, Runtime, can_resume, pretrain, run_description, trim_live_logs
 
 RUNTIME = Runtime(precision="fp32", channels_last=False, kernels="torch")
 SETTINGS = PretrainSettings(generator="edsr", generator_args={"num_feat": 8, "num_block": 1}, steps=6,
@@ -116,3 +116,11 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path):
         with pytest.raises(ValueError, match="could not be read safely"):
             load_checkpoint(path)
     assert not marker.exists()
+
+
+def test_trim_live_logs_drops_rows_a_resumed_run_logs_again(tmp_path: Path):
+    tsv = tmp_path / "plots" / "metrics" / "train" / "loss.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("step\tloss\n50\t0.3\n100\t0.2\n150\t0.1\n")
+    trim_live_logs(tmp_path, 100)
+    assert tsv.read_text() == "step\tloss\n50\t0.3\n100\t0.2\n"

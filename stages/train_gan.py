@@ -1,0 +1,63 @@
+"""DVC stage `train_gan`: GAN fine-tuning of the PSNR generator against a VGG-style discriminator.
+
+G starts from --init (the pretrain stage's model), D from scratch. Re-running after an interruption resumes
+from --checkpoint when it belongs to the same params, data and initial model.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+from dvclive import Live
+
+from srcore.checkpoint import generator_from_checkpoint, save_checkpoint
+from srcore.config import CommonConfig, from_dict, load_params
+from srcore.discriminator import build_discriminator
+from srcore.gan import GanSettings, run_description, train_gan
+from srcore.ops import resolve_backend
+from srcore.train import PatchBank, Runtime, resumable_step, trim_live_logs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--init", type=Path, required=True, help="PSNR-oriented generator to start from")
+    parser.add_argument("--train", type=Path, required=True, help="train.h5 from the prepare stage")
+    parser.add_argument("--val", type=Path, required=True, help="val.h5 from the prepare stage")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="resumable training state")
+    parser.add_argument("--out", type=Path, required=True, help="the GAN generator (EMA weights)")
+    parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    common = from_dict(CommonConfig, params["common"], "common")
+    settings = from_dict(GanSettings, params["gan"], "gan")
+    runtime = from_dict(Runtime, params["runtime"], "runtime")
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    torch.manual_seed(common.seed)
+    kernels = resolve_backend(runtime.kernels, runtime.device)
+    generator = generator_from_checkpoint(args.init, kernels=kernels, expect_scale=common.scale)
+    discriminator = build_discriminator("vgg", **settings.discriminator_args)
+    perceptual = "none" if settings.perceptual_weight == 0 else settings.perceptual
+    print(f"train_gan: perceptual term: {perceptual}"
+          + (f" (VGG19 {dict(settings.vgg_layers)} from {settings.vgg_weights})" if perceptual == "vgg" else "")
+          + f"; adversarial: {settings.adversarial}")
+    train, val = PatchBank.from_h5(args.train, common.seed), PatchBank.from_h5(args.val, common.seed)
+    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, args.init, train, val))
+    resuming = resume_at is not None
+    if resuming:
+        trim_live_logs(args.live, resume_at)
+    else:
+        shutil.rmtree(args.live, ignore_errors=True)  # a fresh run starts fresh curves
+    with Live(str(args.live), resume=resuming, save_dvc_exp=False, dvcyaml=False, report=None) as live:
+        ema = train_gan(generator, discriminator, train, val, settings, runtime, scale=common.scale, init=args.init,
+                        checkpoint=args.checkpoint, backend=kernels, live=live)
+    final = ema.module.to("cpu", memory_format=torch.contiguous_format)
+    save_checkpoint(args.out, {"arch": final.name, "arch_args": final.arch_args, "model": final.state_dict(),
+                               "step": settings.steps})
+
+
+if __name__ == "__main__":
+    main()
