@@ -32,16 +32,29 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with weights_only=True (no arbitrary code); errors name the file."""
+def save_generator(path: str | Path, model: nn.Module, step: int) -> None:
+    """A generator alone (weights on the CPU, contiguous), rebuildable with generator_from_checkpoint."""
+    model = model.to("cpu", memory_format=torch.contiguous_format)
+    save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict(),
+                           "step": step})
+
+
+def safe_load(path: str | Path, what: str) -> Any:
+    """torch.load with weights_only=True (a file carrying pickled code is refused, not run), on the CPU;
+    errors name `what` and the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
         # weights_only refuses pickled code with UnpicklingError; truncated files give the others.
-        raise ValueError(f"checkpoint {path} could not be read safely: {error}") from error
+        raise ValueError(f"{what} {path} could not be read safely: {error}") from error
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an srcore checkpoint safely (see safe_load); errors name the file."""
+    state = safe_load(path, "checkpoint")
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} is not an srcore checkpoint (holds a {type(state).__name__})")
     missing = [key for key in ("arch", "arch_args", "model") if key not in state]

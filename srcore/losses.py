@@ -12,7 +12,6 @@ so the D loss never reaches G's weights, and RaGAN's G loss (which also reads D(
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from srcore import ops
+from srcore.checkpoint import safe_load
 
 # VGG19's `features` in torchvision's layout: ints are 3x3 convs (each followed by a ReLU), "M" a 2x2 max
 # pool, so that torchvision's state-dict keys ("features.<index>.weight") load as they are.
@@ -65,13 +65,7 @@ def load_vgg19_features(path: str | Path) -> nn.Sequential:
     `torch.save(torchvision.models.vgg19(...).state_dict(), path)` writes it. Errors name the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"VGG19 weights {path} do not exist (perceptual loss; nothing is downloaded)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        # weights_only refuses pickled code with UnpicklingError; truncated files give the others.
-        raise ValueError(f"VGG19 weights {path} could not be read safely: {error}") from error
+    state = safe_load(path, "VGG19 weights")  # a local file: nothing is downloaded
     if not isinstance(state, dict):
         raise ValueError(f"VGG19 weights {path} hold a {type(state).__name__}, not a state dict")
     features = vgg19_features()

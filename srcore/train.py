@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,12 +17,14 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 import torch
+from dvclive import Live
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from srcore.metrics import psnr, rgb_to_y
+from srcore.ops import resolve_backend
 from srcore.plots import crop_strip
 from srcore.resize import imresize
 
@@ -191,6 +194,24 @@ def resumable_step(path: Path, run: dict[str, Any]) -> int | None:
 
 def can_resume(path: Path, run: dict[str, Any]) -> bool:
     return resumable_step(path, run) is not None
+
+
+def start_runtime(runtime: Runtime, seed: int) -> str:
+    """Apply the thread count and seed the global RNG; return the kernel backend ("triton" or "torch")."""
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    torch.manual_seed(seed)
+    return resolve_backend(runtime.kernels, runtime.device)
+
+
+def open_live(live_dir: Path, resume_at: int | None) -> Live:
+    """The dvclive logger of a training stage: a resumed run (resume_at = its checkpoint's step) continues
+    its curves, without the rows logged after that checkpoint; a fresh run starts fresh curves."""
+    if resume_at is None:
+        shutil.rmtree(live_dir, ignore_errors=True)
+    else:
+        trim_live_logs(live_dir, resume_at)
+    return Live(str(live_dir), resume=resume_at is not None, save_dvc_exp=False, dvcyaml=False, report=None)
 
 
 def trim_live_logs(live_dir: Path, step: int) -> None:

@@ -5,18 +5,13 @@ Re-running after an interruption resumes from --checkpoint when it belongs to th
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
-import torch
-from dvclive import Live
-
-from srcore.checkpoint import save_checkpoint
+from srcore.checkpoint import save_generator
 from srcore.config import CommonConfig, from_dict, load_params
 from srcore.models import build_generator
-from srcore.ops import resolve_backend
-from srcore.train import (PatchBank, PretrainSettings, Runtime, pretrain, resumable_step, run_description,
-                          trim_live_logs)
+from srcore.train import (PatchBank, PretrainSettings, Runtime, open_live, pretrain, resumable_step, run_description,
+                          start_runtime)
 
 
 def main() -> None:
@@ -32,24 +27,14 @@ def main() -> None:
     common = from_dict(CommonConfig, params["common"], "common")
     settings = from_dict(PretrainSettings, params["pretrain"], "pretrain")
     runtime = from_dict(Runtime, params["runtime"], "runtime")
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
-    torch.manual_seed(common.seed)
-    kernels = resolve_backend(runtime.kernels, runtime.device)
+    kernels = start_runtime(runtime, common.seed)
     model = build_generator(settings.generator, scale=common.scale, kernels=kernels, **settings.generator_args)
     train, val = PatchBank.from_h5(args.train, common.seed), PatchBank.from_h5(args.val, common.seed)
     resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, train, val))
-    resuming = resume_at is not None
-    if resuming:
-        trim_live_logs(args.live, resume_at)
-    else:
-        shutil.rmtree(args.live, ignore_errors=True)  # a fresh run starts fresh curves
-    with Live(str(args.live), resume=resuming, save_dvc_exp=False, dvcyaml=False, report=None) as live:
+    with open_live(args.live, resume_at) as live:
         ema = pretrain(model, train, val, settings, runtime, scale=common.scale, checkpoint=args.checkpoint,
                        live=live)
-    final = ema.module.to("cpu", memory_format=torch.contiguous_format)
-    save_checkpoint(args.out, {"arch": model.name, "arch_args": model.arch_args, "model": final.state_dict(),
-                               "step": settings.steps})
+    save_generator(args.out, ema.module, settings.steps)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,13 @@ from --checkpoint when it belongs to the same params, data and initial model.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
-import torch
-from dvclive import Live
-
-from srcore.checkpoint import generator_from_checkpoint, save_checkpoint
+from srcore.checkpoint import generator_from_checkpoint, save_generator
 from srcore.config import CommonConfig, from_dict, load_params
 from srcore.discriminator import build_discriminator
 from srcore.gan import GanSettings, run_description, train_gan
-from srcore.ops import resolve_backend
-from srcore.train import PatchBank, Runtime, resumable_step, trim_live_logs
+from srcore.train import PatchBank, Runtime, open_live, resumable_step, start_runtime
 
 
 def main() -> None:
@@ -34,10 +29,7 @@ def main() -> None:
     common = from_dict(CommonConfig, params["common"], "common")
     settings = from_dict(GanSettings, params["gan"], "gan")
     runtime = from_dict(Runtime, params["runtime"], "runtime")
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
-    torch.manual_seed(common.seed)
-    kernels = resolve_backend(runtime.kernels, runtime.device)
+    kernels = start_runtime(runtime, common.seed)
     generator = generator_from_checkpoint(args.init, kernels=kernels, expect_scale=common.scale)
     discriminator = build_discriminator("vgg", **settings.discriminator_args)
     perceptual = "none" if settings.perceptual_weight == 0 else settings.perceptual
@@ -46,17 +38,10 @@ def main() -> None:
           + f"; adversarial: {settings.adversarial}")
     train, val = PatchBank.from_h5(args.train, common.seed), PatchBank.from_h5(args.val, common.seed)
     resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, args.init, train, val))
-    resuming = resume_at is not None
-    if resuming:
-        trim_live_logs(args.live, resume_at)
-    else:
-        shutil.rmtree(args.live, ignore_errors=True)  # a fresh run starts fresh curves
-    with Live(str(args.live), resume=resuming, save_dvc_exp=False, dvcyaml=False, report=None) as live:
+    with open_live(args.live, resume_at) as live:
         ema = train_gan(generator, discriminator, train, val, settings, runtime, scale=common.scale, init=args.init,
                         checkpoint=args.checkpoint, backend=kernels, live=live)
-    final = ema.module.to("cpu", memory_format=torch.contiguous_format)
-    save_checkpoint(args.out, {"arch": final.name, "arch_args": final.arch_args, "model": final.state_dict(),
-                               "step": settings.steps})
+    save_generator(args.out, ema.module, settings.steps)
 
 
 if __name__ == "__main__":
