@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from srcore.losses import VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss
-from srcore.train import (PatchBank, Runtime, autocast, can_resume, log_metrics, log_validation, make_ema,
-                          make_scheduler, pixel_loss, to_device)
+from srcore.train import (PatchBank, Runtime, autocast, can_resume, code_fingerprint, log_metrics, log_validation,
+                          make_ema, make_scheduler, pixel_loss, to_device)
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,9 @@ def file_digest(path: Path) -> str:
 
 
 def run_description(settings: GanSettings, scale: int, init: Path, train: PatchBank, val: PatchBank) -> dict[str, Any]:
-    """What identifies a GAN run: a checkpoint resumes only an equal description."""
+    """What identifies a GAN run (params, data, initial model, code): a checkpoint resumes only an equal one."""
     return {"settings": asdict(settings), "scale": scale, "seed": train.seed, "init": file_digest(init),
+            "code": code_fingerprint(),
             "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
 
 

@@ -22,6 +22,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+import kernels
+import srcore
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from srcore.metrics import psnr, rgb_to_y
 from srcore.ops import resolve_backend
@@ -178,9 +180,21 @@ def train_state(model, ema, optimizer, scheduler, step: int, run: dict[str, Any]
             "scheduler": scheduler.state_dict(), "step": step, "rng": rng_state(), "run": run}
 
 
+def code_fingerprint() -> str:
+    """sha256 of the library's sources (srcore and kernels). DVC re-runs a training stage when its code
+    changes; a finished checkpoint of the old code must then not be "resumed" into the new run."""
+    digest = hashlib.sha256()
+    for package in (srcore, kernels):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package.__name__}/{path.relative_to(root)}".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def run_description(settings: PretrainSettings, scale: int, train: PatchBank, val: PatchBank) -> dict[str, Any]:
-    """What identifies a training run (params and data): a checkpoint resumes only an equal description."""
-    return {"settings": asdict(settings), "scale": scale, "seed": train.seed,
+    """What identifies a training run (params, data and code): a checkpoint resumes only an equal one."""
+    return {"settings": asdict(settings), "scale": scale, "seed": train.seed, "code": code_fingerprint(),
             "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
 
 

@@ -124,3 +124,11 @@ def test_trim_live_logs_drops_rows_a_resumed_run_logs_again(tmp_path: Path):
     tsv.write_text("step\tloss\n50\t0.3\n100\t0.2\n150\t0.1\n")
     trim_live_logs(tmp_path, 100)
     assert tsv.read_text() == "step\tloss\n50\t0.3\n100\t0.2\n"
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path: Path, monkeypatch):
+    """DVC re-runs pretrain when the library changes; the finished run of the old code must not be reused."""
+    pretrain(fresh_model(), tiny_bank(), tiny_bank(1), SETTINGS, RUNTIME, scale=2, checkpoint=tmp_path / "d")
+    assert can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
+    monkeypatch.setattr("srcore.train.code_fingerprint", lambda: "edited library")
+    assert not can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
