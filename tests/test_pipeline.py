@@ -89,10 +89,10 @@ def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, 
         assert model.name == "edsr" and model.arch_args["num_feat"] == 8
     state = load_checkpoint(workspace / "models" / "checkpoints" / "pretrain.pt")
     assert state["step"] == 12 and {"optimizer", "scheduler", "ema", "rng", "run"} <= set(state)
-    live = json.loads((workspace / "dvclive" / "pretrain" / "metrics.json").read_text())
+    live = json.loads((workspace / "metrics" / "pretrain" / "metrics.json").read_text())
     assert live["step"] == 12 and "psnr" in live["val"]
-    assert (workspace / "dvclive" / "pretrain" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
-    assert (workspace / "dvclive" / "pretrain" / "plots" / "images" / "val" / "sample.png").is_file()
+    assert (workspace / "metrics" / "pretrain" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert (workspace / "metrics" / "pretrain" / "plots" / "images" / "val" / "sample.png").is_file()
     gan = load_checkpoint(workspace / "models" / "checkpoints" / "train_gan.pt")
     assert gan["step"] == 4 and {"discriminator", "optimizer_d", "scheduler_d"} <= set(gan)
     for name in ("psnr.png", "ssim.png", "niqe.png", "crops/Set5.png", "perception_distortion/Set5.png"):
