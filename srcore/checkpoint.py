@@ -76,6 +76,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def generator_weights(state: dict[str, Any], use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """The weights a generator is rebuilt with: the EMA weights when the checkpoint kept them."""
+    return state["ema"] if use_ema and state.get("ema") is not None else state["model"]
+
+
 def generator_from_checkpoint(path: str | Path, *, use_ema: bool = True, kernels: str = "torch",
                               expect_scale: int | None = None) -> nn.Module:
     """Rebuild the generator a checkpoint describes, with its EMA weights when it has them."""
@@ -84,6 +89,5 @@ def generator_from_checkpoint(path: str | Path, *, use_ema: bool = True, kernels
     if expect_scale is not None and scale != expect_scale:
         raise ValueError(f"checkpoint {path} is a x{scale} model, expected x{expect_scale}")
     model = build_generator(state["arch"], **state["arch_args"], kernels=kernels)
-    weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
-    model.load_state_dict(weights)
+    model.load_state_dict(generator_weights(state, use_ema))
     return model.eval()

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from srcore.checkpoint import rng_state, save_checkpoint, set_rng_state
 from srcore.losses import VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss
-from srcore.train import (PatchBank, Runtime, autocast, can_resume, code_fingerprint, log_metrics, log_validation,
-                          make_ema, make_scheduler, pixel_loss, to_device)
+from srcore.train import (PatchBank, Runtime, autocast, can_resume, checkpoint_of_run, code_fingerprint, log_metrics,
+                          log_validation, make_ema, make_scheduler, pixel_loss, to_device)
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,9 @@ def gan_state(generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d, ste
 
 def resume(path: Path, run: dict, generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d) -> int:
     """Restore everything from `path` when it is a checkpoint of this very run; return its step (else 0)."""
-    if not can_resume(path, run):
-        if path.is_file():
-            print(f"{path}: checkpoint of a different run (params, data or initial model changed): starting from step 0")
+    state = checkpoint_of_run(path, run, say=True)
+    if state is None:
         return 0
-    state = load_checkpoint(path)
     generator.load_state_dict(state["model"])
     ema.module.load_state_dict(state["ema"])
     ema.n_averaged.copy_(state["ema_n_averaged"])

@@ -15,14 +15,9 @@ from typing import Any
 
 import torch
 
-from srcore.checkpoint import load_checkpoint, save_checkpoint
+from srcore.checkpoint import generator_weights, load_checkpoint, save_checkpoint
 
 SHOWN = 5  # keys listed when key sets differ
-
-
-def generator_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights `generator_from_checkpoint` loads by default: EMA when the checkpoint kept them."""
-    return state["ema"] if state.get("ema") is not None else state["model"]
 
 
 def check_alpha(alpha: float) -> float:

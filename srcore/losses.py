@@ -155,8 +155,7 @@ def vanilla_loss(real_logits: torch.Tensor | None, fake_logits: torch.Tensor, ta
     The G loss does not read real_logits (it may be None). There is no kernel: backend is only checked.
     real_logits, fake_logits: (B,) raw logits.
     """
-    if backend not in ("torch", "triton"):
-        raise ValueError(f"kernel backend must be 'torch' or 'triton' (resolve 'auto' first), got {backend!r}")
+    ops.check_backend(backend)
     if target not in ("d", "g"):
         raise ValueError(f"GAN loss target must be 'd' or 'g', got {target!r}")
     bce = F.binary_cross_entropy_with_logits

@@ -27,7 +27,7 @@ def conv3x3_act(x, weight, bias, *, backend: str = "torch", **kwargs) -> torch.T
     if backend == "triton":
         from kernels import conv_block
         return conv_block.conv3x3_act(x, weight, bias, **kwargs)
-    _check_backend(backend)
+    check_backend(backend)
     return reference.conv3x3_act(x, weight, bias, **kwargs)
 
 
@@ -36,7 +36,7 @@ def pixel_shuffle_act(x, upscale: int, *, backend: str = "torch", **kwargs) -> t
     if backend == "triton":
         from kernels import pixel_shuffle
         return pixel_shuffle.pixel_shuffle_act(x, upscale, **kwargs)
-    _check_backend(backend)
+    check_backend(backend)
     return reference.pixel_shuffle_act(x, upscale, **kwargs)
 
 
@@ -45,10 +45,10 @@ def ragan_loss(real_logits, fake_logits, target: str, *, backend: str = "torch")
     if backend == "triton":
         from kernels import ragan_loss as ragan
         return ragan.ragan_loss(real_logits, fake_logits, target)
-    _check_backend(backend)
+    check_backend(backend)
     return reference.ragan_loss(real_logits, fake_logits, target)
 
 
-def _check_backend(backend: str) -> None:
+def check_backend(backend: str) -> None:
     if backend not in ("torch", "triton"):
         raise ValueError(f"kernel backend must be 'torch' or 'triton' (resolve 'auto' first), got {backend!r}")

@@ -27,6 +27,7 @@ import srcore
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from srcore.metrics import psnr, rgb_to_y
 from srcore.ops import resolve_backend
+from srcore.patches import check_patch_file
 from srcore.plots import crop_strip
 from srcore.resize import imresize
 
@@ -78,9 +79,12 @@ class PatchBank:
         if lr.shape[0] != hr.shape[0] or lr.shape[0] == 0:
             raise ValueError(f"patch bank needs as many LR as HR patches (> 0), got {lr.shape[0]} and {hr.shape[0]}")
         self.lr, self.hr, self.seed = lr, hr, seed  # (N, 3, p, p), (N, 3, sp, sp) uint8
+        self._fingerprint: str | None = None
 
     @classmethod
-    def from_h5(cls, path: str | Path, seed: int) -> "PatchBank":
+    def from_h5(cls, path: str | Path, seed: int, scale: int) -> "PatchBank":
+        """The patches of a `prepare` file; a file of another scale or schema is a ValueError naming it."""
+        check_patch_file(Path(path), scale)
         with h5py.File(path, "r") as f:
             return cls(torch.from_numpy(f["lr"][:]), torch.from_numpy(f["hr"][:]), seed)
 
@@ -88,12 +92,15 @@ class PatchBank:
         return self.lr.shape[0]
 
     def fingerprint(self) -> str:
-        """sha256 of the patches: a checkpoint trained on other data must not be resumed."""
-        digest = hashlib.sha256()
-        for t in (self.lr, self.hr):
-            digest.update(str(tuple(t.shape)).encode())
-            digest.update(t.contiguous().numpy().tobytes())
-        return digest.hexdigest()
+        """sha256 of the patches: a checkpoint trained on other data must not be resumed. Computed once
+        (hundreds of MB): the patches are not to be modified after it."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for t in (self.lr, self.hr):
+                digest.update(str(tuple(t.shape)).encode())
+                digest.update(t.contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def batch(self, step: int, size: int, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(lr, hr) float32 in [0, 1]: (B, 3, p, p), (B, 3, sp, sp), randomly flipped together."""
@@ -198,12 +205,22 @@ def run_description(settings: PretrainSettings, scale: int, train: PatchBank, va
             "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
 
 
-def resumable_step(path: Path, run: dict[str, Any]) -> int | None:
-    """The step of the checkpoint at `path` when it belongs to this very run, else None."""
+def checkpoint_of_run(path: Path, run: dict[str, Any], say: bool = False) -> dict[str, Any] | None:
+    """The checkpoint at `path` when it belongs to this very run, else None (`say`: print why not)."""
     if not path.is_file():
         return None
     state = load_checkpoint(path)
-    return state["step"] if state.get("run") == run else None
+    if state.get("run") == run:
+        return state
+    if say:
+        print(f"{path}: checkpoint of a different run (params, data or code changed): starting from step 0")
+    return None
+
+
+def resumable_step(path: Path, run: dict[str, Any]) -> int | None:
+    """The step of the checkpoint at `path` when it belongs to this very run, else None."""
+    state = checkpoint_of_run(path, run)
+    return None if state is None else state["step"]
 
 
 def can_resume(path: Path, run: dict[str, Any]) -> bool:
@@ -238,11 +255,9 @@ def trim_live_logs(live_dir: Path, step: int) -> None:
 
 def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, scheduler) -> int:
     """Restore everything from `path` when it is a checkpoint of this very run; return its step (else 0)."""
-    if not can_resume(path, run):
-        if path.is_file():
-            print(f"{path}: checkpoint of a different run (params or data changed): starting from step 0")
+    state = checkpoint_of_run(path, run, say=True)
+    if state is None:
         return 0
-    state = load_checkpoint(path)
     model.load_state_dict(state["model"])
     ema.module.load_state_dict(state["ema"])
     ema.n_averaged.copy_(state["ema_n_averaged"])  # else the first update after resuming copies, not averages

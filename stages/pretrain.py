@@ -29,7 +29,7 @@ def main() -> None:
     runtime = from_dict(Runtime, params["runtime"], "runtime")
     kernels = start_runtime(runtime, common.seed)
     model = build_generator(settings.generator, scale=common.scale, kernels=kernels, **settings.generator_args)
-    train, val = PatchBank.from_h5(args.train, common.seed), PatchBank.from_h5(args.val, common.seed)
+    train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
     resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, train, val))
     with open_live(args.live, resume_at) as live:
         ema = pretrain(model, train, val, settings, runtime, scale=common.scale, checkpoint=args.checkpoint,

@@ -36,7 +36,7 @@ def main() -> None:
     print(f"train_gan: perceptual term: {perceptual}"
           + (f" (VGG19 {dict(settings.vgg_layers)} from {settings.vgg_weights})" if perceptual == "vgg" else "")
           + f"; adversarial: {settings.adversarial}")
-    train, val = PatchBank.from_h5(args.train, common.seed), PatchBank.from_h5(args.val, common.seed)
+    train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
     resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, args.init, train, val))
     with open_live(args.live, resume_at) as live:
         ema = train_gan(generator, discriminator, train, val, settings, runtime, scale=common.scale, init=args.init,

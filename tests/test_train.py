@@ -132,3 +132,15 @@ def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path: Path, monkeypatch):
     assert can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
     monkeypatch.setattr("srcore.train.code_fingerprint", lambda: "edited library")
     assert not can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
+
+
+def test_patch_bank_refuses_a_file_of_another_scale(tmp_path: Path):
+    from PIL import Image
+    from srcore.patches import write_patches
+
+    image = tmp_path / "a.png"
+    Image.fromarray(torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8).numpy()).save(image)
+    write_patches([image], tmp_path / "train.h5", scale=2, patch_size=16, stride=16, seed=0)
+    assert len(PatchBank.from_h5(tmp_path / "train.h5", 0, scale=2)) == 4
+    with pytest.raises(ValueError, match=r"train.h5.*scale 2, this run uses scale 4"):
+        PatchBank.from_h5(tmp_path / "train.h5", 0, scale=4)

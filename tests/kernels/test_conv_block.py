@@ -25,14 +25,6 @@ TOL = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 ACTS = reference.ACTIVATIONS
 
 
-@pytest.fixture(autouse=True)
-def ieee_fp32():
-    """fp32 tl.dot follows cudnn.allow_tf32 on CUDA; IEEE here so the fp32 tolerance is the same on CPU and GPU."""
-    old = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32 = old
-
 
 def dtype_id(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")

@@ -24,14 +24,6 @@ TOL = 1e-4  # fp32 both ways; only summation order differs, compounded over ~10-
 AUTOCAST_TOL = 5e-2
 
 
-@pytest.fixture(autouse=True)
-def ieee_fp32():
-    """On CUDA both backends would otherwise use TF32 (cuDNN and tl.dot alike), differently rounded."""
-    old = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32 = old
-
 
 def run(model: torch.nn.Module, x: torch.Tensor, dy_seed: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Output and parameter gradients under a random upstream gradient (no cancellation by symmetry)."""
