@@ -10,7 +10,6 @@ RNG, plus a description of the run (params, data and the PSNR model it started f
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,9 +19,11 @@ from torch import nn
 from tqdm import tqdm
 
 from srcore.checkpoint import rng_state, save_checkpoint, set_rng_state
+from srcore.distributed import Dist, check_batch_size, mean_over_ranks, unwrap, wrap
 from srcore.losses import VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss
-from srcore.train import (PatchBank, Runtime, autocast, can_resume, checkpoint_of_run, code_fingerprint, log_metrics,
-                          log_validation, make_ema, make_scheduler, pixel_loss, to_device)
+from srcore.train import (PatchBank, Runtime, autocast, check_finite_losses, check_finite_weights, checkpoint_of_run,
+                          code_fingerprint, log_metrics, log_validation, make_ema, make_scheduler, numerics,
+                          pixel_loss, progress, to_device)
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,18 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, lr: t
              losses: GanLosses, runtime: Runtime) -> dict[str, float]:
     """One G update then one D update on a batch: lr (B, 3, h, w), hr (B, 3, sh, sw) in [0, 1].
 
-    Returns every loss term and the mean D logits on real and fake images, as floats.
+    Returns every loss term and the mean D logits on real and fake images, as floats. Under DDP, the
+    networks come wrapped (srcore.distributed.wrap); the G step runs D unwrapped, as D's own gradients are
+    not wanted there and DDP would otherwise wait for them.
     """
     # G step: D is frozen; its verdict on real images is a fixed reference (detached).
-    discriminator.requires_grad_(False)
+    frozen_d = unwrap(discriminator)
+    frozen_d.requires_grad_(False)
     with autocast(runtime):
         sr = generator(lr)
         with torch.no_grad():
-            real_logits, real_features = discriminator(hr, return_features=True)
-        fake_logits, fake_features = discriminator(sr, return_features=True)
+            real_logits, real_features = frozen_d(hr, return_features=True)
+        fake_logits, fake_features = frozen_d(sr, return_features=True)
     sr = sr.float()
     pixel = losses.pixel(sr, hr)
     perceptual = perceptual_term(losses, sr, hr, real_features, fake_features)
@@ -111,7 +115,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, lr: t
     g_loss.backward()
     opt_g.step()
     # D step: the generator's output is a fixed input (detached), so nothing flows back into G.
-    discriminator.requires_grad_(True)
+    frozen_d.requires_grad_(True)
     with autocast(runtime):
         real_logits = discriminator(hr)
         fake_logits = discriminator(sr.detach())
@@ -128,10 +132,12 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_description(settings: GanSettings, scale: int, init: Path, train: PatchBank, val: PatchBank) -> dict[str, Any]:
-    """What identifies a GAN run (params, data, initial model, code): a checkpoint resumes only an equal one."""
+def run_description(settings: GanSettings, scale: int, init: Path, train: PatchBank, val: PatchBank,
+                    runtime: Runtime, world: int = 1) -> dict[str, Any]:
+    """What identifies a GAN run (params, runtime numerics, data, initial model, code): a checkpoint resumes
+    only an equal one."""
     return {"settings": asdict(settings), "scale": scale, "seed": train.seed, "init": file_digest(init),
-            "code": code_fingerprint(),
+            "code": code_fingerprint(), "runtime": numerics(runtime, world),
             "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
 
 
@@ -144,9 +150,10 @@ def gan_state(generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d, ste
             "scheduler_d": sched_d.state_dict(), "step": step, "rng": rng_state(), "run": run}
 
 
-def resume(path: Path, run: dict, generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d) -> int:
+def resume(path: Path, run: dict, generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d,
+           say: bool = True) -> int:
     """Restore everything from `path` when it is a checkpoint of this very run; return its step (else 0)."""
-    state = checkpoint_of_run(path, run, say=True)
+    state = checkpoint_of_run(path, run, say=say)
     if state is None:
         return 0
     generator.load_state_dict(state["model"])
@@ -156,17 +163,20 @@ def resume(path: Path, run: dict, generator, ema, discriminator, opt_g, opt_d, s
     for target, key in ((opt_g, "optimizer"), (opt_d, "optimizer_d"), (sched_g, "scheduler"), (sched_d, "scheduler_d")):
         target.load_state_dict(state[key])
     set_rng_state(state["rng"])
-    print(f"{path}: resuming from step {state['step']}")
+    if say:
+        print(f"{path}: resuming from step {state['step']}")
     return state["step"]
 
 
 def train_gan(generator: nn.Module, discriminator: nn.Module, train: PatchBank, val: PatchBank,
               settings: GanSettings, runtime: Runtime, *, scale: int, init: Path, checkpoint: Path,
-              backend: str = "torch", live=None):
+              backend: str = "torch", live=None, dist: Dist = Dist()):
     """Fine-tune `generator` (already holding the PSNR weights read from `init`) against `discriminator`.
 
-    Returns the EMA of the generator. `checkpoint` is written every ckpt_every steps and at the end.
+    Returns the EMA of the generator. `checkpoint` is written every ckpt_every steps and at the end. Under
+    torchrun (`dist`), each process trains on its slice of every batch; only rank 0 writes.
     """
+    check_batch_size(settings.batch_size, dist, "gan")
     for net in (generator, discriminator):
         net.to(runtime.device).train()
         if runtime.channels_last:
@@ -176,24 +186,29 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, train: PatchBank, 
     sched_g, sched_d = (make_scheduler(opt, settings.schedule, settings.steps, settings.milestones, settings.gamma)
                         for opt in (opt_g, opt_d))
     ema = make_ema(generator, settings.ema_decay)
-    run = run_description(settings, scale, init, train, val)
-    start = resume(checkpoint, run, generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d)
+    run = run_description(settings, scale, init, train, val, runtime, dist.world)
+    start = resume(checkpoint, run, generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d, say=dist.main)
+    nets = wrap(generator, dist), wrap(discriminator, dist)
     losses = make_losses(settings, backend, runtime.device)
-    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, desc="train_gan", disable=None)
+    bar = progress(start, settings.steps, "train_gan", dist)
     for step in bar:
-        lr, hr = (to_device(t, runtime) for t in train.batch(step, settings.batch_size, settings.augment))
-        metrics = gan_step(generator, discriminator, opt_g, opt_d, lr, hr, losses, runtime)
-        if not all(math.isfinite(v) for v in metrics.values()):
-            raise FloatingPointError(f"train_gan step {step}: {metrics}; last good checkpoint: {checkpoint}")
+        batch = train.batch(step, settings.batch_size, settings.augment, dist.part)
+        lr, hr = (to_device(t, runtime) for t in batch)
+        metrics = mean_over_ranks(gan_step(*nets, opt_g, opt_d, lr, hr, losses, runtime), dist, runtime.device)
+        check_finite_losses(metrics, step, checkpoint, "train_gan")
         sched_g.step()
         sched_d.step()
         ema.update_parameters(generator)
         done = step + 1
+        if not dist.main:
+            continue
         if done % settings.log_every == 0:
             log_metrics(live, done, {**metrics, "train/lr_g": sched_g.get_last_lr()[0]}, bar)
         if done % settings.val_every == 0 or done == settings.steps:
             log_validation(live, done, ema.module, val, scale, runtime, bar)
         if done % settings.ckpt_every == 0 or done == settings.steps:
+            for net in (generator, discriminator):
+                check_finite_weights(net, done, "train_gan")
             save_checkpoint(checkpoint, gan_state(generator, ema, discriminator, opt_g, opt_d, sched_g, sched_d,
                                                   done, run))
     return ema

@@ -2,7 +2,8 @@
 
 The loop is resumable bit for bit on CPU: batches are a pure function of (seed, step) (see `PatchBank`),
 and checkpoints hold weights, EMA, optimizer, scheduler, step and RNG state. A run resumes only from a
-checkpoint whose `run` description (its params) equals the current one, so editing params restarts.
+checkpoint whose `run` description (params, data, code) equals the current one, so editing params restarts.
+Under torchrun each process trains on its slice of every global batch (see `srcore.distributed`).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import contextlib
 import hashlib
 import math
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from tqdm import tqdm
 import kernels
 import srcore
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from srcore.distributed import Dist, check_batch_size, init_distributed, mean_over_ranks, wrap
 from srcore.metrics import psnr, rgb_to_y
 from srcore.ops import resolve_backend
 from srcore.patches import check_patch_file
@@ -40,6 +42,9 @@ class Runtime:
     channels_last: bool = True
     kernels: Literal["auto", "triton", "torch"] = "auto"
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    # How dvc.yaml starts the training stages (through its ${runtime.launcher} template): "python", or e.g.
+    # "torchrun --standalone --nproc_per_node=2" for data-parallel training. The library never reads it.
+    launcher: str = "python"
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,17 @@ class PatchBank:
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
-    def batch(self, step: int, size: int, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lr, hr) float32 in [0, 1]: (B, 3, p, p), (B, 3, sp, sp), randomly flipped together."""
+    def batch(self, step: int, size: int, augment: bool, part: tuple[int, int] = (0, 1)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lr, hr) float32 in [0, 1]: (B, 3, p, p), (B, 3, sp, sp), randomly flipped together.
+
+        part = (rank, world): the rank-th of `world` equal contiguous slices of the global batch of `size`
+        (B = size / world), so that the slices of all ranks together are exactly the one-process batch.
+        """
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         index = torch.randint(len(self), (size,), generator=gen)
+        rank, world = part
+        index = index.chunk(world)[rank]  # the flips below are drawn after the index: the same on every rank
         lr, hr = self.lr[index].float() / 255, self.hr[index].float() / 255
         if augment:
             # Horizontal and vertical flips (so also the 180-degree turn) commute exactly with MATLAB's
@@ -199,10 +211,19 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def run_description(settings: PretrainSettings, scale: int, train: PatchBank, val: PatchBank) -> dict[str, Any]:
-    """What identifies a training run (params, data and code): a checkpoint resumes only an equal one."""
+def numerics(runtime: Runtime, world: int) -> dict[str, Any]:
+    """What of the runtime changes the numbers a run computes: the kind of device, precision, memory format,
+    kernels and the number of processes (not the thread count, nor which GPU a rank got)."""
+    return {"device": torch.device(runtime.device).type, "precision": runtime.precision,
+            "channels_last": runtime.channels_last, "kernels": runtime.kernels, "world": world}
+
+
+def run_description(settings: PretrainSettings, scale: int, train: PatchBank, val: PatchBank, runtime: Runtime,
+                    world: int = 1) -> dict[str, Any]:
+    """What identifies a training run (params, runtime numerics, data and code): a checkpoint resumes only
+    an equal one."""
     return {"settings": asdict(settings), "scale": scale, "seed": train.seed, "code": code_fingerprint(),
-            "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
+            "runtime": numerics(runtime, world), "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
 
 
 def checkpoint_of_run(path: Path, run: dict[str, Any], say: bool = False) -> dict[str, Any] | None:
@@ -227,17 +248,26 @@ def can_resume(path: Path, run: dict[str, Any]) -> bool:
     return resumable_step(path, run) is not None
 
 
-def start_runtime(runtime: Runtime, seed: int) -> str:
-    """Apply the thread count and seed the global RNG; return the kernel backend ("triton" or "torch")."""
+def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
+    """Join torchrun's process group when launched by it, apply the thread count, seed the global RNG.
+
+    Returns the runtime with this process's device (see srcore.distributed.init_distributed), the kernel
+    backend ("triton" or "torch") and the process's Dist.
+    """
+    device, dist = init_distributed(runtime.device)
+    runtime = replace(runtime, device=device)
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     torch.manual_seed(seed)
-    return resolve_backend(runtime.kernels, runtime.device)
+    return runtime, resolve_backend(runtime.kernels, runtime.device), dist
 
 
-def open_live(live_dir: Path, resume_at: int | None) -> Live:
+def open_live(live_dir: Path, resume_at: int | None, main: bool = True):
     """The dvclive logger of a training stage: a resumed run (resume_at = its checkpoint's step) continues
-    its curves, without the rows logged after that checkpoint; a fresh run starts fresh curves."""
+    its curves, without the rows logged after that checkpoint; a fresh run starts fresh curves. Processes
+    other than rank 0 (main=False) log nothing: they get a context yielding None."""
+    if not main:
+        return contextlib.nullcontext()
     if resume_at is None:
         shutil.rmtree(live_dir, ignore_errors=True)
     else:
@@ -247,15 +277,16 @@ def open_live(live_dir: Path, resume_at: int | None) -> Live:
 
 def trim_live_logs(live_dir: Path, step: int) -> None:
     """Drop dvclive metric rows after `step`: a run killed after its last checkpoint had logged steps that
-    the resumed run logs again."""
+    the resumed run logs again (and may have left a row half written)."""
     for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
         header, *rows = tsv.read_text().splitlines(keepends=True)
-        tsv.write_text(header + "".join(row for row in rows if int(row.split("\t", 1)[0]) <= step))
+        whole = [row for row in rows if row.endswith("\n") and row.count("\t") == header.count("\t")]
+        tsv.write_text(header + "".join(row for row in whole if int(row.split("\t", 1)[0]) <= step))
 
 
-def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, scheduler) -> int:
+def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, scheduler, say: bool = True) -> int:
     """Restore everything from `path` when it is a checkpoint of this very run; return its step (else 0)."""
-    state = checkpoint_of_run(path, run, say=True)
+    state = checkpoint_of_run(path, run, say=say)
     if state is None:
         return 0
     model.load_state_dict(state["model"])
@@ -264,43 +295,72 @@ def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, schedule
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
-    print(f"{path}: resuming from step {state['step']}")
+    if say:
+        print(f"{path}: resuming from step {state['step']}")
     return state["step"]
 
 
+def check_finite_losses(terms: dict[str, float], step: int, checkpoint: Path, where: str) -> None:
+    """The divergence guard: a NaN or Inf loss stops the run (before its gradients touch the weights), naming
+    the step and every loss term; the checkpoint on disk is the last one saved from finite weights."""
+    if not all(math.isfinite(value) for value in terms.values()):
+        values = ", ".join(f"{name} = {value:.6g}" for name, value in terms.items())
+        raise FloatingPointError(f"{where} diverged at step {step}: {values}; "
+                                 f"the last good checkpoint is kept: {checkpoint}")
+
+
+def check_finite_weights(model: nn.Module, step: int, where: str) -> None:
+    """Called before a checkpoint is written, so that non-finite weights never replace the last good one."""
+    bad = [name for name, tensor in model.state_dict().items()
+           if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise FloatingPointError(f"{where} diverged at step {step}: non-finite weights in {', '.join(bad[:5])}"
+                                 f"{' ...' if len(bad) > 5 else ''}; the checkpoint was not overwritten")
+
+
+def progress(start: int, steps: int, desc: str, dist: Dist) -> tqdm:
+    """The steps still to run, with a progress bar on rank 0 only (on a terminal)."""
+    return tqdm(range(start, steps), initial=start, total=steps, desc=desc, disable=None if dist.main else True)
+
+
 def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: PretrainSettings, runtime: Runtime,
-             *, scale: int, checkpoint: Path, live=None) -> AveragedModel:
+             *, scale: int, checkpoint: Path, live=None, dist: Dist = Dist()) -> AveragedModel:
     """Train `model` with the pixel loss; return its EMA. `checkpoint` is written every ckpt_every steps
-    and at the end; `live` is a dvclive.Live (or None) that receives losses, lr, val PSNR and samples."""
+    and at the end; `live` is a dvclive.Live (or None) that receives losses, lr, val PSNR and samples.
+    Under torchrun (`dist`), each process trains on its slice of every batch; only rank 0 writes."""
+    check_batch_size(settings.batch_size, dist, "pretrain")
     model.to(runtime.device).train()
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.9, 0.99))
     scheduler = make_scheduler(optimizer, settings.schedule, settings.steps, settings.milestones, settings.gamma)
     ema = make_ema(model, settings.ema_decay)
-    run = run_description(settings, scale, train, val)
-    start = resume_step(checkpoint, run, model, ema, optimizer, scheduler)
+    run = run_description(settings, scale, train, val, runtime, dist.world)
+    start = resume_step(checkpoint, run, model, ema, optimizer, scheduler, say=dist.main)
+    net = wrap(model, dist)  # DDP averages gradients over processes; `model` shares its parameters
     loss_fn = pixel_loss(settings.loss)
-    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, desc="pretrain", disable=None)
+    bar = progress(start, settings.steps, "pretrain", dist)
     for step in bar:
-        lr, hr = train.batch(step, settings.batch_size, settings.augment)
-        lr, hr = to_device(lr, runtime), to_device(hr, runtime)
+        lr, hr = (to_device(t, runtime) for t in train.batch(step, settings.batch_size, settings.augment, dist.part))
         with autocast(runtime):
-            sr = model(lr)
+            sr = net(lr)
         loss = loss_fn(sr.float(), hr)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"pretrain step {step}: loss is {loss.item()}; last good checkpoint: {checkpoint}")
+        terms = mean_over_ranks({"train/loss": loss.item()}, dist, runtime.device)
+        check_finite_losses(terms, step, checkpoint, "pretrain")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
         ema.update_parameters(model)
         done = step + 1
+        if not dist.main:
+            continue
         if done % settings.log_every == 0:
-            log_metrics(live, done, {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, bar)
+            log_metrics(live, done, {**terms, "train/lr": scheduler.get_last_lr()[0]}, bar)
         if done % settings.val_every == 0 or done == settings.steps:
             log_validation(live, done, ema.module, val, scale, runtime, bar)
         if done % settings.ckpt_every == 0 or done == settings.steps:
+            check_finite_weights(model, done, "pretrain")
             save_checkpoint(checkpoint, train_state(model, ema, optimizer, scheduler, done, run))
     return ema
 

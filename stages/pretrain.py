@@ -9,6 +9,7 @@ from pathlib import Path
 
 from srcore.checkpoint import save_generator
 from srcore.config import CommonConfig, from_dict, load_params
+from srcore.distributed import finish_distributed
 from srcore.models import build_generator
 from srcore.train import (PatchBank, PretrainSettings, Runtime, open_live, pretrain, resumable_step, run_description,
                           start_runtime)
@@ -27,14 +28,16 @@ def main() -> None:
     common = from_dict(CommonConfig, params["common"], "common")
     settings = from_dict(PretrainSettings, params["pretrain"], "pretrain")
     runtime = from_dict(Runtime, params["runtime"], "runtime")
-    kernels = start_runtime(runtime, common.seed)
+    runtime, kernels, dist = start_runtime(runtime, common.seed)  # joins torchrun's processes, if any
     model = build_generator(settings.generator, scale=common.scale, kernels=kernels, **settings.generator_args)
     train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
-    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, train, val))
-    with open_live(args.live, resume_at) as live:
+    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, train, val, runtime, dist.world))
+    with open_live(args.live, resume_at, main=dist.main) as live:
         ema = pretrain(model, train, val, settings, runtime, scale=common.scale, checkpoint=args.checkpoint,
-                       live=live)
-    save_generator(args.out, ema.module, settings.steps)
+                       live=live, dist=dist)
+    if dist.main:
+        save_generator(args.out, ema.module, settings.steps)
+    finish_distributed(dist)
 
 
 if __name__ == "__main__":

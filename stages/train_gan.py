@@ -10,6 +10,7 @@ from pathlib import Path
 
 from srcore.checkpoint import generator_from_checkpoint, save_generator
 from srcore.config import CommonConfig, from_dict, load_params
+from srcore.distributed import finish_distributed
 from srcore.discriminator import build_discriminator
 from srcore.gan import GanSettings, run_description, train_gan
 from srcore.train import PatchBank, Runtime, open_live, resumable_step, start_runtime
@@ -29,19 +30,23 @@ def main() -> None:
     common = from_dict(CommonConfig, params["common"], "common")
     settings = from_dict(GanSettings, params["gan"], "gan")
     runtime = from_dict(Runtime, params["runtime"], "runtime")
-    kernels = start_runtime(runtime, common.seed)
+    runtime, kernels, dist = start_runtime(runtime, common.seed)  # joins torchrun's processes, if any
     generator = generator_from_checkpoint(args.init, kernels=kernels, expect_scale=common.scale)
     discriminator = build_discriminator("vgg", **settings.discriminator_args)
     perceptual = "none" if settings.perceptual_weight == 0 else settings.perceptual
-    print(f"train_gan: perceptual term: {perceptual}"
-          + (f" (VGG19 {dict(settings.vgg_layers)} from {settings.vgg_weights})" if perceptual == "vgg" else "")
-          + f"; adversarial: {settings.adversarial}")
+    if dist.main:
+        print(f"train_gan: perceptual term: {perceptual}"
+              + (f" (VGG19 {dict(settings.vgg_layers)} from {settings.vgg_weights})" if perceptual == "vgg" else "")
+              + f"; adversarial: {settings.adversarial}")
     train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
-    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, args.init, train, val))
-    with open_live(args.live, resume_at) as live:
+    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, args.init, train, val,
+                                                                  runtime, dist.world))
+    with open_live(args.live, resume_at, main=dist.main) as live:
         ema = train_gan(generator, discriminator, train, val, settings, runtime, scale=common.scale, init=args.init,
-                        checkpoint=args.checkpoint, backend=kernels, live=live)
-    save_generator(args.out, ema.module, settings.steps)
+                        checkpoint=args.checkpoint, backend=kernels, live=live, dist=dist)
+    if dist.main:
+        save_generator(args.out, ema.module, settings.steps)
+    finish_distributed(dist)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ import torch
 
 from srcore.checkpoint import load_checkpoint, save_checkpoint
 from srcore.discriminator import build_discriminator
-from srcore.gan import GanSettings, can_resume, gan_step, make_losses, run_description, train_gan
+from srcore.gan import GanSettings, gan_step, make_losses, run_description, train_gan
 from srcore.models import build_generator
 from srcore.resize import downscale
-from srcore.train import PatchBank, Runtime
+from srcore.train import PatchBank, Runtime, can_resume
 
 RUNTIME = Runtime(precision="fp32", channels_last=False, kernels="torch")
 SETTINGS = GanSettings(steps=4, batch_size=2, discriminator_args={"num_feat": 4, "num_dense": 8}, log_every=1,
@@ -79,10 +79,10 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path):
                          checkpoint=tmp_path / "a.ckpt")
 
     class Crash(PatchBank):
-        def batch(self, step, size, augment):
+        def batch(self, step, size, augment, part=(0, 1)):
             if step == 3:
                 raise KeyboardInterrupt  # stands in for a kill after the step-2 checkpoint
-            return super().batch(step, size, augment)
+            return super().batch(step, size, augment, part)
 
     bank = tiny_bank()
     with pytest.raises(KeyboardInterrupt):
@@ -100,11 +100,32 @@ def test_other_params_or_initial_model_do_not_resume(tmp_path: Path):
     init = init_file(tmp_path, generator)
     train_gan(generator, discriminator, tiny_bank(), tiny_bank(1), SETTINGS, RUNTIME, scale=2, init=init,
               checkpoint=tmp_path / "c.ckpt")
-    assert can_resume(tmp_path / "c.ckpt", run_description(SETTINGS, 2, init, tiny_bank(), tiny_bank(1)))
+    assert can_resume(tmp_path / "c.ckpt", run_description(SETTINGS, 2, init, tiny_bank(), tiny_bank(1), RUNTIME))
     other = replace(SETTINGS, adversarial_weight=1e-2)
-    assert not can_resume(tmp_path / "c.ckpt", run_description(other, 2, init, tiny_bank(), tiny_bank(1)))
+    assert not can_resume(tmp_path / "c.ckpt", run_description(other, 2, init, tiny_bank(), tiny_bank(1), RUNTIME))
     init_file(tmp_path, nets(seed=1)[0])  # a retrained PSNR model at the same path
-    assert not can_resume(tmp_path / "c.ckpt", run_description(SETTINGS, 2, init, tiny_bank(), tiny_bank(1)))
+    assert not can_resume(tmp_path / "c.ckpt", run_description(SETTINGS, 2, init, tiny_bank(), tiny_bank(1), RUNTIME))
+
+
+def test_nan_loss_stops_gan_training_naming_step_and_terms(tmp_path: Path):
+    generator, discriminator = nets()
+    init = init_file(tmp_path, generator)
+    bank = tiny_bank()
+
+    class Poisoned(PatchBank):
+        def batch(self, step, size, augment, part=(0, 1)):
+            lr, hr = super().batch(step, size, augment, part)
+            return (lr, hr * float("inf")) if step == 3 else (lr, hr)
+
+    with pytest.raises(FloatingPointError) as error:
+        train_gan(generator, discriminator, Poisoned(bank.lr, bank.hr, 0), tiny_bank(1), SETTINGS, RUNTIME, scale=2,
+                  init=init, checkpoint=tmp_path / "n.ckpt")
+    message = str(error.value)
+    assert message.startswith("train_gan diverged at step 3: g/total = ")
+    for term in ("g/pixel", "g/perceptual", "g/adversarial", "d/loss", "d/real", "d/fake"):
+        assert f"{term} = " in message
+    state = load_checkpoint(tmp_path / "n.ckpt")  # the step-2 checkpoint, from before the bad batch
+    assert state["step"] == 2 and all(torch.isfinite(t).all() for t in state["model"].values())
 
 
 def test_vgg_perceptual_without_weights_is_refused_by_name():

@@ -47,10 +47,10 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path):
                         checkpoint=tmp_path / "a.ckpt")
 
     class Crash(PatchBank):
-        def batch(self, step, size, augment):
+        def batch(self, step, size, augment, part=(0, 1)):
             if step == 3:
                 raise KeyboardInterrupt  # stands in for a kill after the step-2 checkpoint
-            return super().batch(step, size, augment)
+            return super().batch(step, size, augment, part)
 
     bank = tiny_bank()
     with pytest.raises(KeyboardInterrupt):
@@ -66,11 +66,11 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path):
 
 def test_changed_params_or_data_do_not_resume(tmp_path: Path):
     pretrain(fresh_model(), tiny_bank(), tiny_bank(1), SETTINGS, RUNTIME, scale=2, checkpoint=tmp_path / "c")
-    assert can_resume(tmp_path / "c", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
-    assert not can_resume(tmp_path / "c", run_description(replace(SETTINGS, lr=1e-3), 2, tiny_bank(), tiny_bank(1)))
+    assert can_resume(tmp_path / "c", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1), RUNTIME))
+    assert not can_resume(tmp_path / "c", run_description(replace(SETTINGS, lr=1e-3), 2, tiny_bank(), tiny_bank(1), RUNTIME))
     other = tiny_bank()
     other.hr[0, 0, 0, 0] ^= 1  # one patch differs by one grey level
-    assert not can_resume(tmp_path / "c", run_description(SETTINGS, 2, other, tiny_bank(1)))
+    assert not can_resume(tmp_path / "c", run_description(SETTINGS, 2, other, tiny_bank(1), RUNTIME))
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path):
@@ -78,15 +78,54 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path)
     hr = bank.hr.clone()
 
     class Poisoned(PatchBank):
-        def batch(self, step, size, augment):
-            lr, hr = super().batch(step, size, augment)
+        def batch(self, step, size, augment, part=(0, 1)):
+            lr, hr = super().batch(step, size, augment, part)
             return (lr * float("nan"), hr) if step == 4 else (lr, hr)
 
-    with pytest.raises(FloatingPointError, match="step 4: loss is nan"):
+    with pytest.raises(FloatingPointError, match=r"pretrain diverged at step 4: train/loss = nan; the last good checkpoint is kept"):
         pretrain(fresh_model(), Poisoned(bank.lr, hr, 0), tiny_bank(1), SETTINGS, RUNTIME, scale=2,
                  checkpoint=tmp_path / "d")
     state = load_checkpoint(tmp_path / "d")
     assert state["step"] == 4 and all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_non_finite_weights_never_overwrite_the_last_good_checkpoint(tmp_path: Path):
+    class Blowup(torch.optim.Adam):  # an update that turns one weight into inf, with a finite loss before it
+        def step(self, closure=None):
+            super().step(closure)
+            if self.state[self.param_groups[0]["params"][0]]["step"] == 4:
+                with torch.no_grad():
+                    self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+
+    original = torch.optim.Adam
+    torch.optim.Adam = Blowup
+    try:
+        with pytest.raises(FloatingPointError, match=r"pretrain diverged at step 4: non-finite weights in "):
+            pretrain(fresh_model(), tiny_bank(), tiny_bank(1), SETTINGS, RUNTIME, scale=2, checkpoint=tmp_path / "w")
+    finally:
+        torch.optim.Adam = original
+    state = load_checkpoint(tmp_path / "w")
+    assert state["step"] == 2 and all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_runtime_numerics_are_part_of_the_run(tmp_path: Path):
+    """bf16 and fp32, or 1 and 2 processes, compute different numbers: neither resumes the other's run."""
+    pretrain(fresh_model(), tiny_bank(), tiny_bank(1), SETTINGS, RUNTIME, scale=2, checkpoint=tmp_path / "r")
+    run = run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1), RUNTIME)
+    assert can_resume(tmp_path / "r", run)
+    assert can_resume(tmp_path / "r", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1), replace(RUNTIME, threads=1)))
+    for other in ({"precision": "bf16"}, {"channels_last": True}, {"device": "meta"}):
+        assert not can_resume(tmp_path / "r", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1),
+                                                              replace(RUNTIME, **other)))
+    assert not can_resume(tmp_path / "r", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1), RUNTIME, world=2))
+
+
+def test_batch_slices_of_all_ranks_make_the_one_process_batch():
+    bank = tiny_bank()
+    lr, hr = bank.batch(7, 6, augment=True)
+    parts = [bank.batch(7, 6, augment=True, part=(rank, 3)) for rank in range(3)]
+    assert [p[0].shape[0] for p in parts] == [2, 2, 2]
+    assert torch.equal(torch.cat([p[0] for p in parts]), lr) and torch.equal(torch.cat([p[1] for p in parts]), hr)
 
 
 def test_generator_rebuilds_from_checkpoint_alone(tmp_path: Path):
@@ -121,7 +160,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path):
 def test_trim_live_logs_drops_rows_a_resumed_run_logs_again(tmp_path: Path):
     tsv = tmp_path / "plots" / "metrics" / "train" / "loss.tsv"
     tsv.parent.mkdir(parents=True)
-    tsv.write_text("step\tloss\n50\t0.3\n100\t0.2\n150\t0.1\n")
+    tsv.write_text("step\tloss\n50\t0.3\n100\t0.2\n150\t0.1\n1")  # killed while writing step 200
     trim_live_logs(tmp_path, 100)
     assert tsv.read_text() == "step\tloss\n50\t0.3\n100\t0.2\n"
 
@@ -129,9 +168,9 @@ def test_trim_live_logs_drops_rows_a_resumed_run_logs_again(tmp_path: Path):
 def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path: Path, monkeypatch):
     """DVC re-runs pretrain when the library changes; the finished run of the old code must not be reused."""
     pretrain(fresh_model(), tiny_bank(), tiny_bank(1), SETTINGS, RUNTIME, scale=2, checkpoint=tmp_path / "d")
-    assert can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
+    assert can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1), RUNTIME))
     monkeypatch.setattr("srcore.train.code_fingerprint", lambda: "edited library")
-    assert not can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1)))
+    assert not can_resume(tmp_path / "d", run_description(SETTINGS, 2, tiny_bank(), tiny_bank(1), RUNTIME))
 
 
 def test_patch_bank_refuses_a_file_of_another_scale(tmp_path: Path):

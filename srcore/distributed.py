@@ -1,0 +1,96 @@
+"""Data-parallel training with PyTorch DDP under `torchrun`: one process per device, gloo on CPU, NCCL on CUDA.
+
+`torchrun --nproc_per_node=N stages/pretrain.py ...` starts N copies of a stage and tells each its RANK,
+WORLD_SIZE and LOCAL_RANK through the environment; a plain `python stages/pretrain.py ...` is world size 1,
+where nothing here does anything. The rules the training loops follow:
+- every rank draws the same global batch for a step (a pure function of seed and step) and keeps its own
+  contiguous slice of it (`Dist.part`), so N processes see exactly the samples one process would;
+- DDP averages the gradients, which for a mean loss over equal slices is the gradient of the global batch;
+- the loss values that are logged and checked for NaN are averaged over the ranks, so all ranks agree on
+  them and stop together;
+- only rank 0 writes: checkpoints, logs, the exported model. Every rank reads the checkpoint to resume.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job: rank in [0, world), local_rank = its device index on the node."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that writes checkpoints, logs and outputs."""
+        return self.rank == 0
+
+    @property
+    def part(self) -> tuple[int, int]:
+        """(rank, world): which slice of every global batch this process trains on."""
+        return self.rank, self.world
+
+
+def init_distributed(device: str) -> tuple[str, Dist]:
+    """Join the process group torchrun set up (a no-op for a plain `python` launch).
+
+    device: the `runtime.device` param. Returns the device this rank computes on (cuda:LOCAL_RANK when
+    `device` is CUDA, else `device`) and its Dist.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return device, Dist()
+    dist = Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ["LOCAL_RANK"]))
+    if torch.device(device).type == "cuda":
+        device = f"cuda:{dist.local_rank}"
+        torch.cuda.set_device(device)
+        torch_dist.init_process_group("nccl")
+    else:
+        torch_dist.init_process_group("gloo")
+    return device, dist
+
+
+def finish_distributed(dist: Dist) -> None:
+    """Leave the process group once every rank is done (rank 0 may still be writing its outputs)."""
+    if dist.world > 1:
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
+def check_batch_size(batch_size: int, dist: Dist, where: str) -> None:
+    if batch_size % dist.world:
+        raise ValueError(f"{where}.batch_size {batch_size} is the global batch; it must split evenly over the "
+                         f"{dist.world} processes (a multiple of {dist.world})")
+
+
+def wrap(model: nn.Module, dist: Dist) -> nn.Module:
+    """`model` in DDP when there are several processes (its gradients are averaged over ranks), else itself.
+    The EMA, checkpoints and exports keep using the plain `model`, whose parameters DDP shares."""
+    if dist.world == 1:
+        return model
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper (for a forward whose parameter gradients are not wanted)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def mean_over_ranks(values: dict[str, float], dist: Dist, device: str) -> dict[str, float]:
+    """Each value averaged over all ranks (a collective: every rank must call it at the same step)."""
+    if dist.world == 1:
+        return values
+    # NCCL reduces CUDA tensors only; gloo takes CPU ones.
+    device = device if torch.device(device).type == "cuda" else "cpu"
+    stacked = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    torch_dist.all_reduce(stacked)
+    return dict(zip(values, (stacked / dist.world).tolist()))
