@@ -234,7 +234,7 @@ def checkpoint_of_run(path: Path, run: dict[str, Any], say: bool = False) -> dic
     if state.get("run") == run:
         return state
     if say:
-        print(f"{path}: checkpoint of a different run (params, data or code changed): starting from step 0")
+        print(f"{path}: checkpoint of a different run (params, runtime, data or code changed): starting from step 0")
     return None
 
 
