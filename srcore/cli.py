@@ -24,7 +24,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from srcore.checkpoint import generator_from_checkpoint
 from srcore.evaluate import (ImageScore, Upscaler, bicubic_upscaler, evaluate_dataset, mean_scores, model_upscaler,
                              report, score_files)
 from srcore.export import FORMATS, export_onnx, export_safetensors
@@ -64,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("eval", help="make LR from HR by the protocol, upscale it, score it")
-    ev.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}, or a checkpoint file")
+    ev.add_argument("--model", required=True,
+                    help=f"one of: {', '.join(MODELS)}, or a checkpoint / weights file (see upscale --model)")
     ev.add_argument("--self-ensemble", action="store_true", help="average a model over the 8 flips/rotations")
     ev.add_argument("--data", required=True, type=Path, help="folder of HR images (or holding HR/)")
     ev.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
@@ -108,15 +108,18 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def upscaler(model: str, scale: int, self_ensemble: bool) -> Upscaler:
-    """A named baseline, or the generator a checkpoint file describes (fp32, CPU or the first GPU)."""
+    """A named baseline, or the generator a weights file describes (srcore.weights: checkpoints and foreign
+    layouts), run in fp32 on the first GPU or the CPU."""
     if model in MODELS:
         return MODELS[model](scale)
     if not Path(model).is_file():
         raise SystemExit(f"srcore eval: --model {model!r} is neither a checkpoint file nor one of: {', '.join(MODELS)}")
     try:
-        generator = generator_from_checkpoint(model, expect_scale=scale)
+        generator = load_generator(model)
     except ValueError as error:
         raise SystemExit(f"srcore eval: {error}") from error
+    if generator.arch_args["scale"] != scale:
+        raise SystemExit(f"srcore eval: {model} is a x{generator.arch_args['scale']} model, expected x{scale}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return model_upscaler(generator, device=device, self_ensemble=self_ensemble)
 
@@ -218,7 +221,8 @@ def run_upscale(args: argparse.Namespace) -> int:
                          f"channels; srcore upscale needs an RGB model (3 to 3)")
     args.out.mkdir(parents=True, exist_ok=True)
     written, skipped, failed = 0, 0, len(problems)
-    for path, out in tqdm(list(zip(files, outputs)), desc="images", unit="image", disable=None if len(files) > 1 else True):
+    batch = tqdm(list(zip(files, outputs)), desc="images", unit="image", disable=None if len(files) > 1 else True)
+    for path, out in batch:
         if out.exists() and not args.overwrite:
             skipped += 1
             tqdm.write(f"srcore upscale: {out} exists, skipped (--overwrite replaces it)", file=sys.stderr)

@@ -162,9 +162,11 @@ def esrgan_seq_spec(weights: Weights) -> tuple[str, dict[str, Any], Weights]:
     conv at sub.<num_block>, then the upsampling convs, HR conv and last conv (the rest are activations
     and nearest upsampling, which hold no weights) in index order."""
     num_block = count_blocks({k: v for k, v in weights.items() if ".RDB" in k}, "model.1.sub.")
-    rules = [(r"^model\.0\.", "conv_first."), (r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.", r"body.\1.rdb\2.conv\3."),
-             (rf"^model\.1\.sub\.{num_block}\.", "conv_body.")]
-    tail = sorted({int(m.group(1)) for key in weights if (m := re.match(r"model\.(\d+)\.", key)) and int(m.group(1)) > 1})
+    rules: list[Rule] = [(r"^model\.0\.", "conv_first."),
+                         (r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.", r"body.\1.rdb\2.conv\3."),
+                         (rf"^model\.1\.sub\.{num_block}\.", "conv_body.")]
+    indices = {int(m.group(1)) for key in weights if (m := re.match(r"model\.(\d+)\.", key))}
+    tail = sorted(index for index in indices if index > 1)
     names = [f"conv_up{i + 1}" for i in range(len(tail) - 2)] + ["conv_hr", "conv_last"]
     rules += [(rf"^model\.{index}\.", f"{name}.") for index, name in zip(tail, names)]
     return rrdb_spec(rename(weights, rules))

@@ -168,7 +168,8 @@ def test_upscale_refuses_clashes_and_bad_models(tmp_path, capsys):
     assert "a.png" in capsys.readouterr().err
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path), *model]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
-    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "a.png")]) == 2
+    not_weights = ["--model", str(tmp_path / "a.png")]
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), *not_weights]) == 2
     assert "could not be read safely" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), *model, "--tile", "-1"])
