@@ -1,27 +1,36 @@
-"""The `srcore` command line: score bicubic or a model on a benchmark folder, score existing images, or
-upscale images with a model.
+"""The `srcore` command line: score bicubic or a model on a benchmark folder, score existing images,
+upscale images with a model, or export a model.
 
     srcore eval --model bicubic --data data/benchmark/Set5 --scale 4 [--rgb] [--crop-border N] [--json]
     srcore eval --model models/psnr.pt --data data/benchmark/Set5 --scale 4 [--self-ensemble]
     srcore metrics out/*.png --reference data/benchmark/Set5/HR --scale 4 [--json]
-    srcore upscale models/psnr.pt photo.jpg photos/ --out out/ [--tile 128] [--overlap 40] [--bits 8|16]
-                   [--device cpu|cuda]
+    srcore upscale photo.jpg photos/ 'scans/*.tif' -o out/ --model models/psnr.pt [--tile 512] [--tile-pad 40]
+                   [--bits 8|16] [--device cpu|cuda] [--precision fp32|bf16] [--overwrite]
+    srcore export models/psnr.pt --format safetensors|onnx -o psnr.safetensors
+
+`upscale` and `export` take an srcore checkpoint or foreign weights (ESRGAN, BasicSR, EDSR-PyTorch .pth,
+.safetensors; see srcore.weights). Exit status: 0 when all went well, 1 when `upscale` failed on some
+inputs (each named on stderr, the others still written), 2 for a bad command (bad model, clashing outputs).
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 from pathlib import Path
 
 import torch
+from torch import nn
+from tqdm import tqdm
 
-from srcore.checkpoint import generator_from_checkpoint
 from srcore.evaluate import (ImageScore, Upscaler, bicubic_upscaler, evaluate_dataset, mean_scores, model_upscaler,
                              report, score_files)
-from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
-from srcore.infer import upscale_image
+from srcore.export import FORMATS, export_onnx, export_safetensors
+from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_samples
+from srcore.infer import PRECISIONS, upscale_image
 from srcore.niqe import load_niqe_model
+from srcore.weights import load_generator
 
 MODELS = {"bicubic": bicubic_upscaler}
 
@@ -54,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("eval", help="make LR from HR by the protocol, upscale it, score it")
-    ev.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}, or a checkpoint file")
+    ev.add_argument("--model", required=True,
+                    help=f"one of: {', '.join(MODELS)}, or a checkpoint / weights file (see upscale --model)")
     ev.add_argument("--self-ensemble", action="store_true", help="average a model over the 8 flips/rotations")
     ev.add_argument("--data", required=True, type=Path, help="folder of HR images (or holding HR/)")
     ev.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
@@ -66,34 +76,50 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--scale", type=positive_int, default=1, help="sets the default --crop-border (default 1: none)")
     add_scoring_options(me)
     add_upscale_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
 def add_upscale_parser(commands: argparse._SubParsersAction) -> None:
-    up = commands.add_parser("upscale", help="upscale images with a checkpoint's generator, tile by tile")
-    up.add_argument("model", type=Path, help="checkpoint file (its arch_args give the scale)")
-    up.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    up.add_argument("--out", required=True, type=Path, help="folder for the outputs, written as <stem>.png")
-    up.add_argument("--tile", type=non_negative_int, default=128, metavar="N",
-                    help="LR tile size in pixels; 0 runs each image whole (default 128)")
-    up.add_argument("--overlap", type=non_negative_int, default=40, metavar="N",
-                    help="LR pixels of context around each tile; seamless once >= the model's receptive "
-                         "radius (default 40)")
-    up.add_argument("--bits", type=int, default=8, choices=(8, 16), help="bits per channel of the PNGs (default 8)")
+    up = commands.add_parser("upscale", help="upscale images with a model, tile by tile")
+    up.add_argument("inputs", nargs="+", help="image files, folders, or glob patterns (expanded when quoted)")
+    up.add_argument("-o", "--out", required=True, type=Path, help="folder for the outputs, written as <stem>.png")
+    up.add_argument("--model", required=True, type=Path,
+                    help="srcore checkpoint or foreign weights (.pth/.pt/.safetensors); its scale is used")
+    up.add_argument("--tile", type=non_negative_int, default=512, metavar="N",
+                    help="LR tile size in pixels; 0 runs each image whole (default 512)")
+    up.add_argument("--tile-pad", type=non_negative_int, default=40, metavar="P",
+                    help="LR pixels of context around each tile; tiled = untiled once >= the model's receptive "
+                         "radius (default 40: EDSR/SRResNet presets; RRDBNet needs ~15 per block)")
+    up.add_argument("--bits", type=int, default=None, choices=(8, 16),
+                    help="bits per channel of the PNGs (default: the input's, so 16-bit stays 16-bit)")
     up.add_argument("--device", choices=("cpu", "cuda"), default=None,
                     help="where the model runs (default: cuda when available, else cpu)")
+    up.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="fp32 (default) or bf16 autocast: faster on bf16-capable CPUs/GPUs, ~1/255 less exact")
+    up.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+
+
+def add_export_parser(commands: argparse._SubParsersAction) -> None:
+    ex = commands.add_parser("export", help="write a model as .safetensors (weights + arch) or ONNX")
+    ex.add_argument("model", type=Path, help="srcore checkpoint or foreign weights (see upscale --model)")
+    ex.add_argument("--format", required=True, choices=FORMATS)
+    ex.add_argument("-o", "--out", required=True, type=Path, help="output file")
 
 
 def upscaler(model: str, scale: int, self_ensemble: bool) -> Upscaler:
-    """A named baseline, or the generator a checkpoint file describes (fp32, CPU or the first GPU)."""
+    """A named baseline, or the generator a weights file describes (srcore.weights: checkpoints and foreign
+    layouts), run in fp32 on the first GPU or the CPU."""
     if model in MODELS:
         return MODELS[model](scale)
     if not Path(model).is_file():
         raise SystemExit(f"srcore eval: --model {model!r} is neither a checkpoint file nor one of: {', '.join(MODELS)}")
     try:
-        generator = generator_from_checkpoint(model, expect_scale=scale)
+        generator = load_generator(model)
     except ValueError as error:
         raise SystemExit(f"srcore eval: {error}") from error
+    if generator.arch_args["scale"] != scale:
+        raise SystemExit(f"srcore eval: {model} is a x{generator.arch_args['scale']} model, expected x{scale}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return model_upscaler(generator, device=device, self_ensemble=self_ensemble)
 
@@ -131,26 +157,94 @@ def run_metrics(args: argparse.Namespace) -> dict:
                   channel="rgb" if args.rgb else "y", crop_border=crop)
 
 
+def upscale_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
+    """The image files named, held by folders, or matched by glob patterns (for patterns the shell left
+    quoted), in order and without repeats; plus one problem per pattern that gave no image."""
+    files: dict[Path, None] = {}  # ordered, without repeats
+    problems = []
+    for text in patterns:
+        path = Path(text)
+        if path.is_dir():
+            try:
+                found = list_images(path)
+            except FileNotFoundError as error:
+                problems.append(str(error))
+                continue
+        elif path.is_file():
+            found = [path]
+        elif any(char in text for char in "*?["):
+            found = [Path(p) for p in sorted(glob.glob(text)) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+            if not found:
+                problems.append(f"{text}: no image file ({'/'.join(IMAGE_SUFFIXES)}) matches this pattern")
+        else:
+            problems.append(f"{text}: no such file or folder")
+            continue
+        files.update(dict.fromkeys(found))
+    return list(files), problems
+
+
+def output_paths(files: list[Path], out: Path) -> list[Path]:
+    """out/<stem>.png per input; a ValueError when two inputs share a stem or an output is an input."""
+    outputs = [out / f"{path.stem}.png" for path in files]
+    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
+    if clashes:
+        raise ValueError(f"several inputs would be written to the same file in {out}: {', '.join(clashes)}")
+    overwritten = [path for path, o in zip(files, outputs) if o.resolve() == path.resolve()]
+    if overwritten:
+        raise ValueError(f"--out {out} would overwrite the input {overwritten[0]}; pick another folder")
+    return outputs
+
+
+def upscale_file(model: nn.Module, path: Path, out: Path, args: argparse.Namespace, device: str) -> str:
+    """Read, upscale and write one image; returns a short description of the output."""
+    scale = model.arch_args["scale"]
+    samples = upscale_image(model, read_image(path), scale, tile=args.tile, pad=args.tile_pad, device=device,
+                            precision=args.precision, bit_depth=args.bits)  # (sH, sW, C) uint8/uint16
+    write_samples(out, samples)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
+    return f"{samples.shape[1]}x{samples.shape[0]} {mode} {8 * samples.itemsize}-bit, x{scale}"
+
+
 def run_upscale(args: argparse.Namespace) -> int:
-    """Upscale every input to args.out/<stem>.png; files are written one by one, each atomically."""
+    """Upscale every input to args.out/<stem>.png, each written atomically. A file that fails is named on
+    stderr and the rest go on; existing outputs are skipped unless --overwrite. 1 if any input failed."""
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("srcore upscale: --device cuda, but torch sees no CUDA device; use --device cpu")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    files = expand_paths(args.inputs, "upscale")
-    outputs = [args.out / f"{path.stem}.png" for path in files]
-    clashes = sorted({out.name for out in outputs if outputs.count(out) > 1})
-    if clashes:
-        raise ValueError(f"several inputs would be written to the same file in {args.out}: {', '.join(clashes)}")
-    overwritten = [path for path, out in zip(files, outputs) if out.resolve() == path.resolve()]
-    if overwritten:
-        raise ValueError(f"--out {args.out} would overwrite the input {overwritten[0]}; pick another folder")
-    model = generator_from_checkpoint(args.model)
-    scale = model.arch_args["scale"]
+    files, problems = upscale_inputs(args.inputs)
+    for problem in problems:
+        print(f"srcore upscale: error: {problem}", file=sys.stderr)
+    outputs = output_paths(files, args.out)
+    model = load_generator(args.model)
+    if (model.arch_args["in_ch"], model.arch_args["out_ch"]) != (3, 3):
+        raise ValueError(f"--model {args.model} maps {model.arch_args['in_ch']} to {model.arch_args['out_ch']} "
+                         f"channels; srcore upscale needs an RGB model (3 to 3)")
     args.out.mkdir(parents=True, exist_ok=True)
-    for path, out in zip(files, outputs):
-        sr = upscale_image(model, read_image(path), scale, tile=args.tile, overlap=args.overlap, device=device)
-        write_png(out, sr.rgb[:1] if sr.grey else sr.rgb, sr.alpha, bit_depth=args.bits)
-        print(f"{path} -> {out} ({sr.rgb.shape[2]}x{sr.rgb.shape[1]}, x{scale})")
+    written, skipped, failed = 0, 0, len(problems)
+    batch = tqdm(list(zip(files, outputs)), desc="images", unit="image", disable=None if len(files) > 1 else True)
+    for path, out in batch:
+        if out.exists() and not args.overwrite:
+            skipped += 1
+            tqdm.write(f"srcore upscale: {out} exists, skipped (--overwrite replaces it)", file=sys.stderr)
+            continue
+        try:
+            done = upscale_file(model, path, out, args, device)
+        except (ValueError, OSError, MemoryError, torch.OutOfMemoryError) as error:  # this input's problem
+            failed += 1
+            message = str(error) if str(path) in str(error) else f"{path}: {error}"
+            tqdm.write(f"srcore upscale: error: {message}", file=sys.stderr)
+            continue
+        written += 1
+        tqdm.write(f"{path} -> {out} ({done})")
+    print(f"srcore upscale: {written} written, {skipped} skipped, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    model = load_generator(args.model)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    (export_safetensors if args.format == "safetensors" else export_onnx)(model, args.out)
+    print(f"{args.model} -> {args.out} ({args.format}, {model.name} {model.arch_args})")
     return 0
 
 
@@ -174,8 +268,8 @@ def fmt(value: float | None, key: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "upscale":
-            return run_upscale(args)
+        if args.command in ("upscale", "export"):
+            return (run_upscale if args.command == "upscale" else run_export)(args)
         result = run_eval(args) if args.command == "eval" else run_metrics(args)
     except (ImageReadError, FileNotFoundError, ValueError) as error:
         # Bad input is the user's to fix: one line naming it, not a traceback.

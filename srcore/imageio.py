@@ -202,21 +202,35 @@ def write_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor | None 
     """Save `image` as an 8- or 16-bit PNG: RGB/RGBA for 3 channels, L/LA for 1.
 
     image: (3, H, W) or (1, H, W) float, values clamped to [0, 1]; alpha: (1, H, W) float or None.
-    Samples are round(x * (2**bit_depth - 1)). The file is written under a temporary name in the same
-    folder and moved into place with os.replace, so readers never see half a file and a failed write
-    leaves no partial file (atomic against crashes, but not fsynced against power loss).
+    Samples are round(x * (2**bit_depth - 1)); the file is written by write_samples (atomically).
     """
-    path = Path(path)
     planes = png_planes(image, alpha)  # (C, H, W)
-    samples = grid_samples(planes.detach().cpu(), bit_depth)
-    channels, height, width = samples.shape
-    dtype = np.uint8 if bit_depth == 8 else np.uint16  # pypng packs rows by their array item size
-    rows = samples.permute(1, 2, 0).reshape(height, width * channels).numpy().astype(dtype)
-    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4), bitdepth=bit_depth)
+    samples = grid_samples(planes.detach().cpu(), bit_depth).permute(1, 2, 0).numpy()  # (H, W, C) float64
+    write_samples(path, samples.astype(np.uint8 if bit_depth == 8 else np.uint16))
+
+
+def write_samples(path: str | Path, samples: np.ndarray) -> None:
+    """Save (H, W, C) uint8 or uint16 samples as an 8- or 16-bit PNG: C = 1 (L), 2 (LA), 3 (RGB), 4 (RGBA).
+
+    Rows are packed one at a time (16-bit ones as big-endian bytes), so nothing the size of the image is
+    copied. The file is written under a temporary name in the same folder and moved into place with
+    os.replace, so readers never see half a file and a failed write leaves no partial file (atomic
+    against crashes, but not fsynced against power loss).
+    """
+    if samples.dtype not in (np.uint8, np.uint16) or samples.ndim != 3 or samples.shape[2] not in (1, 2, 3, 4) \
+            or 0 in samples.shape:
+        raise ValueError(f"write_samples: samples must be uint8 or uint16 (H, W, C) with C in 1..4 and H, W > 0, "
+                         f"got {samples.dtype} {samples.shape}")
+    path = Path(path)
+    height, width, channels = samples.shape
+    big_endian = np.dtype(">u2") if samples.dtype == np.uint16 else np.dtype(np.uint8)
+    rows = (row.astype(big_endian).view(np.uint8) for row in samples.reshape(height, width * channels))
+    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
+                        bitdepth=8 * samples.itemsize)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "xb") as file:
-            writer.write(file, rows)
+            writer.write_packed(file, rows)  # rows already packed: pypng only adds filter bytes and deflates
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -211,7 +211,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(png.Writer, "write", fail)
+    monkeypatch.setattr(png.Writer, "write_packed", fail)  # what write_samples calls
     with pytest.raises(OSError, match="disk full"):
         write_png(tmp_path / "w.png", torch.ones(3, 4, 4))
     assert [p.name for p in tmp_path.iterdir()] == ["w.png"]  # no temporary left, old file intact

@@ -1,13 +1,13 @@
-"""Tiled inference equals whole-image inference once the overlap covers the receptive radius; `srcore upscale`."""
+"""Tiled inference equals whole-image inference once the tile pad covers the receptive radius; `srcore upscale`."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from srcore.checkpoint import save_checkpoint
-from srcore.cli import main
 from srcore.evaluate import model_upscaler
-from srcore.imageio import Image, read_image, write_png
+from srcore.imageio import Image
 from srcore.infer import tile_spans, upscale_image, upscale_tiled
 from srcore.models import build_generator, init_convs
 from srcore.resize import imresize
@@ -33,7 +33,7 @@ def mid_grey(*size: int) -> torch.Tensor:
 
 def receptive_radius(model: torch.nn.Module, scale: int, size: int = 41) -> int:
     """How far (in LR pixels, Chebyshev) the input pixels reach that one central LR pixel's output block
-    depends on, measured from the gradient: the smallest overlap that makes tiling exact."""
+    depends on, measured from the gradient: the smallest pad that makes tiling exact."""
     x = torch.rand(1, 3, size, size, requires_grad=True)
     c = size // 2
     model(x)[..., scale * c:scale * (c + 1), scale * c:scale * (c + 1)].sum().backward()
@@ -58,17 +58,17 @@ def test_edsr_radius_is_two_per_block_plus_four():
 
 
 @pytest.mark.parametrize("size", [(23, 37), (5, 17), (1, 9)])
-def test_tiled_equals_whole_image_with_enough_overlap(size: tuple[int, int]):
+def test_tiled_equals_whole_image_with_enough_pad(size: tuple[int, int]):
     model, lr = tiny("edsr"), mid_grey(*size)
-    tiled = upscale_tiled(model, lr, 2, tile=8, overlap=6)
+    tiled = upscale_tiled(model, lr, 2, tile=8, pad=6)
     assert tiled.shape == (3, 2 * size[0], 2 * size[1]) and tiled.dtype == torch.float32
     torch.testing.assert_close(tiled, whole(model, lr), atol=1e-5, rtol=0)
 
 
-def test_too_small_overlap_leaves_seams():
+def test_too_small_pad_leaves_seams():
     """The check above can fail: one pixel short of the radius, tile edges differ from whole-image output."""
     model, lr = tiny("edsr"), mid_grey(23, 37)
-    difference = (upscale_tiled(model, lr, 2, tile=8, overlap=5) - whole(model, lr)).abs()
+    difference = (upscale_tiled(model, lr, 2, tile=8, pad=5) - whole(model, lr)).abs()
     assert difference.max() > 1e-3
 
 
@@ -78,15 +78,15 @@ def test_every_generator_tiles_exactly_at_its_radius(name: str, scale: int, extr
     model = tiny(name, scale, **extra)
     radius = receptive_radius(model, scale)
     lr = mid_grey(19, 26)
-    tiled = upscale_tiled(model, lr, scale, tile=7, overlap=radius)
+    tiled = upscale_tiled(model, lr, scale, tile=7, pad=radius)
     torch.testing.assert_close(tiled, whole(model, lr), atol=1e-5, rtol=0)
 
 
 def test_tile_zero_and_tile_larger_than_image_run_whole_image():
     model, lr = tiny("edsr"), mid_grey(9, 13)
-    expected = whole(model, lr)
-    assert torch.equal(upscale_tiled(model, lr, 2, tile=0, overlap=0), expected)
-    assert torch.equal(upscale_tiled(model, lr, 2, tile=64, overlap=16), expected)
+    at_once = upscale_tiled(model, lr, 2, tile=0, pad=0)
+    assert torch.equal(upscale_tiled(model, lr, 2, tile=64, pad=16), at_once)  # one tile: the same call
+    torch.testing.assert_close(at_once, whole(model, lr), atol=1e-6, rtol=0)  # channels_last vs NCHW rounding
     assert tile_spans(13, 0, 4) == [(0, 13, 0, 13)]
 
 
@@ -97,7 +97,7 @@ def test_tile_spans_cover_each_pixel_once():
 
 @pytest.mark.parametrize("lr,kwargs,match", [
     (torch.rand(3, 8, 8), dict(tile=-1), "tile must be >= 0"),
-    (torch.rand(3, 8, 8), dict(overlap=-2), "overlap must be >= 0"),
+    (torch.rand(3, 8, 8), dict(pad=-2), "tile pad must be >= 0"),
     (torch.rand(1, 8, 8), {}, r"RGB \(3, H, W\).*\(1, 8, 8\)"),
     (torch.rand(4, 8, 8), {}, r"\(4, 8, 8\)"),
     (torch.rand(8, 8), {}, r"\(8, 8\)"),
@@ -110,68 +110,58 @@ def test_bad_arguments_are_named(lr: torch.Tensor, kwargs: dict, match: str):
 
 def test_wrong_scale_is_an_error():
     with pytest.raises(ValueError, match="not x4"):
-        upscale_tiled(tiny("edsr"), mid_grey(8, 8), 4, tile=4, overlap=2)
+        upscale_tiled(tiny("edsr"), mid_grey(8, 8), 4, tile=4, pad=2)
 
 
-def test_alpha_is_bicubic_and_stays_in_range():
-    alpha = (torch.rand(1, 9, 11) > 0.5).float()  # hard edges make bicubic overshoot before the clamp
-    image = Image(rgb=mid_grey(9, 11), alpha=alpha, grey=False, bit_depth=16)
-    sr = upscale_image(tiny("edsr"), image, 2, tile=4, overlap=6)
-    assert sr.rgb.shape == (3, 18, 22) and sr.alpha.shape == (1, 18, 22)
-    assert sr.alpha.min() >= 0 and sr.alpha.max() <= 1 and not sr.grey and sr.bit_depth == 16
-    torch.testing.assert_close(sr.alpha, imresize(alpha, scale=2.0).clamp(0, 1))
+def grid(x: torch.Tensor, bits: int = 8) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, C) float64 samples round(x * (2**bits - 1))."""
+    return (x.double().clamp(0, 1) * (2**bits - 1)).round().permute(1, 2, 0).numpy()
+
+
+def test_image_samples_are_whole_image_inference_quantised_per_tile():
+    """RGB + alpha through upscale_image with small tiles: the RGB samples are whole-image inference on the
+    8-bit grid, the alpha samples the whole-image MATLAB bicubic (clamped), each within one level (a value
+    within float noise of a .5 tie may round either way)."""
+    model, lr = tiny("edsr"), mid_grey(13, 17)
+    alpha = (torch.rand(1, 13, 17) > 0.5).float()  # hard edges make bicubic overshoot before the clamp
+    samples = upscale_image(model, Image(rgb=lr, alpha=alpha, grey=False, bit_depth=8), 2, tile=5, pad=6)
+    assert samples.dtype == np.uint8 and samples.shape == (26, 34, 4)
+    rgb_diff = np.abs(samples[..., :3] - grid(whole(model, lr)))
+    alpha_diff = np.abs(samples[..., 3:] - grid(imresize(alpha, scale=2.0)))
+    assert rgb_diff.max() <= 1 and (rgb_diff == 0).mean() > 0.99
+    assert alpha_diff.max() <= 1 and (alpha_diff == 0).mean() > 0.99
     assert imresize(alpha, scale=2.0).max() > 1  # the clamp had work to do
 
 
-def test_grey_stays_grey():
-    image = Image(rgb=torch.rand(1, 6, 7).expand(3, -1, -1), alpha=None, grey=True, bit_depth=8)
-    sr = upscale_image(tiny("edsr"), image, 2, tile=0)
-    assert sr.grey and sr.alpha is None and sr.rgb.shape == (3, 12, 14)
-    assert torch.equal(sr.rgb[0], sr.rgb[1]) and torch.equal(sr.rgb[1], sr.rgb[2])
+def test_sixteen_bit_in_sixteen_bit_out_unless_told():
+    image = Image(rgb=mid_grey(6, 5), alpha=torch.rand(1, 6, 5), grey=False, bit_depth=16)
+    model = tiny("edsr")
+    sixteen = upscale_image(model, image, 2, tile=0)
+    assert sixteen.dtype == np.uint16 and sixteen.shape == (12, 10, 4)
+    np.testing.assert_array_equal(sixteen[..., :3], grid(whole(model, image.rgb), 16))
+    eight = upscale_image(model, image, 2, tile=0, bit_depth=8)
+    assert eight.dtype == np.uint8 and np.abs(eight / 255.0 - sixteen / 65535.0).max() <= 0.5 / 255 + 1e-6
+
+
+def test_grey_stays_grey_with_its_alpha():
+    image = Image(rgb=torch.rand(1, 6, 7).expand(3, -1, -1), alpha=torch.rand(1, 6, 7), grey=True, bit_depth=8)
+    samples = upscale_image(tiny("edsr"), image, 2, tile=4)
+    assert samples.shape == (12, 14, 2)  # LA
+    expected = grid(whole(tiny("edsr"), image.rgb).mean(0, keepdim=True))
+    assert np.abs(samples[..., :1] - expected).max() <= 1
+
+
+def test_bf16_precision_is_close_to_fp32():
+    model, lr = tiny("edsr"), mid_grey(12, 10)
+    bf16 = upscale_tiled(model, lr, 2, tile=0, precision="bf16")
+    fp32 = upscale_tiled(model, lr, 2, tile=0, precision="fp32")
+    difference = (bf16 - fp32).abs()
+    assert 0 < difference.max() < 0.05  # bf16 ran (results differ) and stayed close
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        upscale_tiled(model, lr, 2, precision="fp16")
 
 
 def checkpoint(tmp_path: Path, model: torch.nn.Module) -> Path:
     path = tmp_path / "model.pt"
     save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict()})
     return path
-
-
-def test_cli_upscales_files_and_folders(tmp_path: Path, capsys):
-    model = tiny("edsr")
-    ckpt = checkpoint(tmp_path, model)
-    (tmp_path / "in").mkdir()
-    rgb, alpha = mid_grey(11, 7), torch.rand(1, 11, 7)
-    write_png(tmp_path / "in" / "a.png", rgb, alpha)
-    write_png(tmp_path / "in" / "g.png", rgb[:1])
-    assert main(["upscale", str(ckpt), str(tmp_path / "in" / "a.png"), "--out", str(tmp_path / "x8")]) == 0
-    out = read_image(tmp_path / "x8" / "a.png")
-    assert out.rgb.shape == (3, 22, 14) and out.alpha.shape == (1, 22, 14) and out.bit_depth == 8
-    assert "a.png" in capsys.readouterr().out
-
-    argv = ["upscale", str(ckpt), str(tmp_path / "in"), "--out", str(tmp_path / "x16"), "--bits", "16",
-            "--tile", "4", "--overlap", "6", "--device", "cpu"]
-    assert main(argv) == 0
-    a, g = read_image(tmp_path / "x16" / "a.png"), read_image(tmp_path / "x16" / "g.png")
-    assert a.bit_depth == 16 and g.bit_depth == 16 and g.grey and not a.grey and g.rgb.shape == (3, 22, 14)
-    # Tiles of 4 with overlap 6 >= radius 6: the file is whole-image inference on the 16-bit grid.
-    expected = whole(model, read_image(tmp_path / "in" / "a.png").rgb)
-    torch.testing.assert_close(a.rgb, expected, atol=0.5 / 65535 + 1e-6, rtol=0)
-
-
-def test_cli_bad_file_is_named_and_exits_2(tmp_path: Path, capsys):
-    bad = tmp_path / "broken.png"
-    bad.write_bytes(b"not a png")
-    assert main(["upscale", str(checkpoint(tmp_path, tiny("edsr"))), str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "broken.png" in capsys.readouterr().err
-
-
-def test_cli_refuses_outputs_that_clash(tmp_path: Path, capsys):
-    write_png(tmp_path / "a.png", mid_grey(4, 4))
-    (tmp_path / "a.jpg").write_bytes((tmp_path / "a.png").read_bytes())  # a PNG under a .jpg name still reads
-    ckpt = str(checkpoint(tmp_path, tiny("edsr")))
-    assert main(["upscale", ckpt, str(tmp_path / "a.png"), str(tmp_path / "a.jpg"), "--out", str(tmp_path / "o")]) == 2
-    assert "a.png" in capsys.readouterr().err
-    assert main(["upscale", ckpt, str(tmp_path / "a.png"), "--out", str(tmp_path)]) == 2
-    assert "would overwrite" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["upscale", ckpt, str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--tile", "-1"])

@@ -1,0 +1,97 @@
+"""Export a generator: its weights as .safetensors (with what srcore.weights needs to rebuild it), or its
+whole forward as an ONNX graph that takes any height and width.
+
+ONNX goes through torch.onnx.export's dynamo exporter (torch.export + onnxscript; the `onnx` extra), with
+the input's H and W as dynamic dimensions. One part of srcore's generators does not trace at a dynamic
+size: the optional MATLAB-bicubic global residual, whose taps srcore.resize.imresize builds from Python
+ints. For integer upscaling that resize is a fixed 5-tap polyphase filter over a symmetric-padded input,
+which BicubicUp computes with convolutions, so OnnxGenerator computes the same function in exportable ops.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+import torch.nn.functional as F
+
+from srcore.resize import cubic
+
+FORMATS = ("safetensors", "onnx")
+ONNX_OPSET = 18
+
+
+def export_safetensors(model: nn.Module, path: str | Path) -> None:
+    """model's state dict as .safetensors, with metadata arch (its GENERATORS name) and arch_args (JSON)."""
+    weights = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    metadata = {"format": "pt", "arch": model.name, "arch_args": json.dumps(model.arch_args)}
+    save_file(weights, str(path), metadata=metadata)
+
+
+class BicubicUp(nn.Module):
+    """MATLAB imresize(x, scale, 'bicubic') for an integer scale >= 1, in fixed-size ops.
+
+    x: (B, C, H, W) with H, W >= 2 -> (B, C, scale*H, scale*W). Output pixel i = scale*p + k reads input
+    p + (k + 0.5) / scale - 0.5, so phase k has the same 5 taps at p-2..p+2 for every p; beyond the border
+    MATLAB mirrors (x1, x0 | x0 .. xn | xn, xn-1).
+    """
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.scale = scale
+        phase = (torch.arange(scale, dtype=torch.float64) + 0.5) / scale - 0.5  # (s,)
+        taps = cubic(phase[:, None] - torch.arange(-2, 3, dtype=torch.float64))  # (s, 5)
+        taps = taps / taps.sum(dim=1, keepdim=True)  # as MATLAB normalises
+        self.register_buffer("taps", taps.float().view(scale, 1, 5), persistent=False)
+
+    def upsample_last(self, x: torch.Tensor) -> torch.Tensor:
+        """Bicubic x`scale` along the last dim: (N, L) -> (N, scale*L)."""
+        padded = torch.cat([x[:, 1:2], x[:, 0:1], x, x[:, -1:], x[:, -2:-1]], dim=1)  # (N, L+4)
+        phases = F.conv1d(padded[:, None], self.taps)  # (N, s, L)
+        return phases.transpose(1, 2).reshape(x.shape[0], -1)  # (N, L*s): p-major, then phase
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        rows = self.upsample_last(x.reshape(-1, w)).reshape(b, c, h, self.scale * w)
+        cols = self.upsample_last(rows.transpose(2, 3).reshape(-1, h))  # (B*C*sW, s*H)
+        return cols.reshape(b, c, self.scale * w, self.scale * h).transpose(2, 3)
+
+
+class OnnxGenerator(nn.Module):
+    """The function `model` computes, in ops the ONNX exporter can trace at a dynamic H, W.
+
+    x: (B, in_ch, H, W) in [0, 1] -> (B, out_ch, sH, sW), unclamped as the model's own output. With
+    global_residual, the model's copy runs without it and BicubicUp adds the residual; EDSR adds its
+    output mean when it has no global residual, which is taken back off.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.inner = copy.deepcopy(model).eval()
+        self.residual = bool(getattr(model, "global_residual", False))
+        self.inner.global_residual = False
+        self.bicubic = BicubicUp(model.scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if not self.residual:
+            return out
+        if self.inner.name == "edsr":
+            out = out - self.inner.out_mean
+        return out + self.bicubic(x)
+
+
+def export_onnx(model: nn.Module, path: str | Path, opset: int = ONNX_OPSET) -> None:
+    """model as ONNX: input "lr" (B, in_ch, H, W) in [0, 1], output "sr" (B, out_ch, sH, sW), unclamped;
+    B, H and W are dynamic (H, W >= 2). Needs the `onnx` extra (onnxscript)."""
+    wrapped = OnnxGenerator(model.cpu()).eval()
+    example = torch.rand(2, model.arch_args["in_ch"], 32, 32)  # batch 2: torch.export specialises a 1
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    height, width = (torch.export.Dim(name, min=2, max=65536) for name in ("height", "width"))
+    program = torch.onnx.export(wrapped, (example,), dynamo=True, opset_version=opset, input_names=["lr"],
+                                output_names=["sr"], dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+                                verbose=False)
+    program.save(str(path))

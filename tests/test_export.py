@@ -1,0 +1,34 @@
+"""Exported models compute what the PyTorch model computes: ONNX at any H, W (checked with onnxruntime)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from srcore.export import BicubicUp, export_onnx
+from srcore.models import build_generator
+from srcore.resize import imresize
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("size", [(7, 5), (2, 9), (16, 16)])
+def test_bicubic_up_is_matlab_imresize(scale: int, size: tuple[int, int]):
+    """The fixed-op bicubic used in ONNX graphs equals srcore.resize.imresize, borders included."""
+    x = torch.rand(2, 3, *size)
+    torch.testing.assert_close(BicubicUp(scale)(x), imresize(x, scale=float(scale)), atol=1e-6, rtol=0)
+
+
+def test_onnx_matches_pytorch_at_two_sizes(tmp_path: Path):
+    """EDSR with the bicubic global residual and its output mean: both parts the wrapper rewrites."""
+    ort = pytest.importorskip("onnxruntime")  # the `onnx` extra; installed by the `test` extra
+    torch.manual_seed(0)
+    model = build_generator("edsr", scale=3, num_feat=4, num_block=1, global_residual=True).eval()
+    export_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 9, 13), (2, 3, 20, 6)]:
+        x = torch.rand(*shape)
+        (sr,) = session.run(["sr"], {"lr": x.numpy()})
+        with torch.no_grad():
+            expected = model(x).numpy()
+        assert sr.shape == (shape[0], 3, 3 * shape[2], 3 * shape[3])
+        np.testing.assert_allclose(sr, expected, atol=1e-4, rtol=0)
