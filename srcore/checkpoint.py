@@ -12,7 +12,6 @@ Extra keys (e.g. a discriminator) may be added by the training loop that owns th
 """
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from srcore.atomic import atomic_path
 from srcore.models import build_generator
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically: a crash mid-write never leaves a truncated checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
 
 
 def save_generator(path: str | Path, model: nn.Module, step: int) -> None:

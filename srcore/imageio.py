@@ -11,8 +11,6 @@ raises ImageReadError naming it; nothing is ever half-read.
 """
 from __future__ import annotations
 
-import os
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ import png  # pypng
 import torch
 from PIL import Image as PILImage
 from PIL import ImageFile, UnidentifiedImageError
+
+from srcore.atomic import atomic_path
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -202,9 +202,8 @@ def write_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor | None 
     """Save `image` as an 8- or 16-bit PNG: RGB/RGBA for 3 channels, L/LA for 1.
 
     image: (3, H, W) or (1, H, W) float, values clamped to [0, 1]; alpha: (1, H, W) float or None.
-    Samples are round(x * (2**bit_depth - 1)). The file is written under a temporary name in the same
-    folder and moved into place with os.replace, so readers never see half a file and a failed write
-    leaves no partial file (atomic against crashes, but not fsynced against power loss).
+    Samples are round(x * (2**bit_depth - 1)). The file is written atomically (srcore.atomic): readers
+    never see half a file and a failed write leaves no partial file.
     """
     path = Path(path)
     planes = png_planes(image, alpha)  # (C, H, W)
@@ -213,14 +212,8 @@ def write_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor | None 
     dtype = np.uint8 if bit_depth == 8 else np.uint16  # pypng packs rows by their array item size
     rows = samples.permute(1, 2, 0).reshape(height, width * channels).numpy().astype(dtype)
     writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4), bitdepth=bit_depth)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            writer.write(file, rows)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "xb") as file:
+        writer.write(file, rows)
 
 
 def png_planes(image: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:

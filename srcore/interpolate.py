@@ -119,7 +119,9 @@ def interpolate_checkpoints(psnr_path: str | Path, gan_path: str | Path, alphas:
         save_checkpoint(out_dir / name, state)
         written.append(out_dir / name)
     # DVC owns the whole folder as one output: files from earlier alphas would otherwise linger in it.
-    for stale in [*out_dir.glob("alpha_*.pt"), *out_dir.glob("alpha_*.pt.tmp")]:
+    # Temporary files are left only by a hard kill: .alpha_*.pt.<hex>.tmp (srcore.atomic), alpha_*.pt.tmp (older).
+    leftovers = [*out_dir.glob(".alpha_*.pt.*.tmp"), *out_dir.glob("alpha_*.pt.tmp")]
+    for stale in [*out_dir.glob("alpha_*.pt"), *leftovers]:
         if stale not in written:
             stale.unlink()
     return written

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL.Image import Image
 
+from srcore.atomic import write_text
 from srcore.checkpoint import generator_from_checkpoint
 from srcore.config import CommonConfig, from_dict, load_params
 from srcore.evaluate import (Upscaler, bicubic_upscaler, evaluate_dataset, hr_folder, mean_scores, model_upscaler,
@@ -93,10 +93,7 @@ def main() -> None:
                                   f"{dataset} x{scale}: perception-distortion", list(models))
     for metric in ("psnr", "ssim") + (("niqe",) if config.niqe else ()):
         bar_chart(results, metric, args.plots / f"{metric}.png")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"scale": scale, **results}, indent=2) + "\n")
-    os.replace(tmp, args.out)  # never leave a half-written metrics file behind
+    write_text(args.out, json.dumps({"scale": scale, **results}, indent=2) + "\n")  # atomic
     print(json.dumps(results, indent=2))
 
 
