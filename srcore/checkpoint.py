@@ -57,6 +57,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [key for key in ("arch", "arch_args", "model") if key not in state]
     if missing:
         raise ValueError(f"checkpoint {path} is not an srcore checkpoint (missing {', '.join(missing)})")
+    if not (isinstance(state["arch"], str) and isinstance(state["arch_args"], dict)
+            and isinstance(state["model"], dict)):
+        raise ValueError(f"checkpoint {path} is not an srcore checkpoint: expected arch str, arch_args dict and "
+                         f"model dict, got {', '.join(type(state[k]).__name__ for k in ('arch', 'arch_args', 'model'))}")
     return state
 
 
@@ -78,13 +82,41 @@ def generator_weights(state: dict[str, Any], use_ema: bool = True) -> dict[str, 
     return state["ema"] if use_ema and state.get("ema") is not None else state["model"]
 
 
+def few(keys: list[str], shown: int = 5) -> str:
+    more = f" (+{len(keys) - shown} more)" if len(keys) > shown else ""
+    return (", ".join(keys[:shown]) or "none") + more
+
+
+def state_dict_mismatch(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], a_name: str, b_name: str
+                        ) -> str | None:
+    """What keeps two state dicts from matching tensor for tensor (missing/extra keys, a shape), or None;
+    `a_name` and `b_name` say which is which in the message."""
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if only_a or only_b:
+        return f"weight keys differ: only in {a_name}: {few(only_a)}; only in {b_name}: {few(only_b)}"
+    for key, tensor in a.items():
+        if tensor.shape != b[key].shape:
+            return f"weight {key} has shape {tuple(tensor.shape)} in {a_name} but {tuple(b[key].shape)} in {b_name}"
+    return None
+
+
 def generator_from_checkpoint(path: str | Path, *, use_ema: bool = True, kernels: str = "torch",
                               expect_scale: int | None = None) -> nn.Module:
-    """Rebuild the generator a checkpoint describes, with its EMA weights when it has them."""
+    """Rebuild the generator a checkpoint describes, with its EMA weights when it has them.
+
+    Errors name the file: another scale than `expect_scale`, an arch or arch_args that build no generator,
+    weights that do not fit the architecture the file names."""
     state = load_checkpoint(path)
-    scale = state["arch_args"].get("scale")
-    if expect_scale is not None and scale != expect_scale:
-        raise ValueError(f"checkpoint {path} is a x{scale} model, expected x{expect_scale}")
-    model = build_generator(state["arch"], **state["arch_args"], kernels=kernels)
-    model.load_state_dict(generator_weights(state, use_ema))
+    arch, arch_args = state["arch"], state["arch_args"]
+    if expect_scale is not None and arch_args.get("scale") != expect_scale:
+        raise ValueError(f"checkpoint {path} is a x{arch_args.get('scale')} model, expected x{expect_scale}")
+    try:
+        model = build_generator(arch, **arch_args, kernels=kernels)
+    except (TypeError, ValueError) as error:  # unknown arch name, unknown or bad constructor argument
+        raise ValueError(f"checkpoint {path}: cannot build generator {arch!r} with {arch_args}: {error}") from error
+    weights = generator_weights(state, use_ema)
+    mismatch = state_dict_mismatch(model.state_dict(), weights, f"{arch} {arch_args}", "the file")
+    if mismatch:
+        raise ValueError(f"checkpoint {path}: its weights do not fit the architecture it names: {mismatch}")
+    model.load_state_dict(weights)
     return model.eval()

@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from srcore.checkpoint import generator_weights, load_checkpoint, save_checkpoint
-
-SHOWN = 5  # keys listed when key sets differ
+from srcore.checkpoint import generator_weights, load_checkpoint, save_checkpoint, state_dict_mismatch
 
 
 def check_alpha(alpha: float) -> float:
@@ -26,20 +24,9 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-def few(keys: list[str]) -> str:
-    more = f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else ""
-    return (", ".join(keys[:SHOWN]) or "none") + more
-
-
 def weights_mismatch(psnr: dict[str, torch.Tensor], gan: dict[str, torch.Tensor]) -> str | None:
     """What keeps two state dicts from being blended (missing/extra keys, a shape), or None."""
-    only_psnr, only_gan = sorted(set(psnr) - set(gan)), sorted(set(gan) - set(psnr))
-    if only_psnr or only_gan:
-        return f"weight keys differ: only in PSNR: {few(only_psnr)}; only in GAN: {few(only_gan)}"
-    for key, a in psnr.items():
-        if a.shape != gan[key].shape:
-            return f"weight {key} has shape {tuple(a.shape)} in PSNR but {tuple(gan[key].shape)} in GAN"
-    return None
+    return state_dict_mismatch(psnr, gan, "PSNR", "GAN")
 
 
 def interpolate_weights(psnr_state: dict[str, torch.Tensor], gan_state: dict[str, torch.Tensor],
