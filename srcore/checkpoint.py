@@ -12,7 +12,6 @@ Extra keys (e.g. a discriminator) may be added by the training loop that owns th
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,10 @@ def safe_load(path: str | Path, what: str) -> Any:
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        # weights_only refuses pickled code with UnpicklingError; truncated files give the others.
-        raise ValueError(f"{what} {path} could not be read safely: {error}") from error
+    except Exception as error:  # noqa: BLE001 - re-raised, naming the file
+        # weights_only refuses pickled code with UnpicklingError; truncated or non-torch files give
+        # RuntimeError, EOFError, and from the weights-only unpickler also IndexError, KeyError...
+        raise ValueError(f"{what} {path} could not be read safely: {type(error).__name__}: {error}") from error
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
