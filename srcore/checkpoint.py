@@ -12,6 +12,7 @@ Extra keys (e.g. a discriminator) may be added by the training loop that owns th
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,20 @@ def safe_load(path: str | Path, what: str) -> Any:
     except Exception as error:  # noqa: BLE001 - re-raised, naming the file
         # weights_only refuses pickled code with UnpicklingError; truncated or non-torch files give
         # RuntimeError, EOFError, and from the weights-only unpickler also IndexError, KeyError...
-        raise ValueError(f"{what} {path} could not be read safely: {type(error).__name__}: {error}") from error
+        raise ValueError(f"{what} {path} could not be read safely: {load_failure(error)}") from error
+
+
+def load_failure(error: Exception) -> str:
+    """One line saying why torch.load failed. torch's own message for a refused pickle is a page long and
+    suggests weights_only=False, which would run the code: only what the weights-only unpickler refused
+    is kept (e.g. "Unsupported global: GLOBAL getattr", "Unsupported operand 149")."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # drop terminal colour codes
+    _, found, refused = text.partition("WeightsUnpickler error:")
+    if found and refused.strip():
+        detail = refused.strip().splitlines()[0].split(" was not ")[0].split(". ")[0]
+        return (f"torch.load(weights_only=True) refused it ({detail}): it holds pickled code or objects other "
+                f"than tensors and plain containers; nothing in it was run")
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no message'}"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -90,10 +90,7 @@ def upscaler(model: str, scale: int, self_ensemble: bool) -> Upscaler:
         return MODELS[model](scale)
     if not Path(model).is_file():
         raise SystemExit(f"srcore eval: --model {model!r} is neither a checkpoint file nor one of: {', '.join(MODELS)}")
-    try:
-        generator = generator_from_checkpoint(model, expect_scale=scale)
-    except ValueError as error:
-        raise SystemExit(f"srcore eval: {error}") from error
+    generator = generator_from_checkpoint(model, expect_scale=scale)  # a bad file: ValueError, reported by main
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return model_upscaler(generator, device=device, self_ensemble=self_ensemble)
 

@@ -252,3 +252,153 @@ def test_bad_input_stops_the_stage_with_one_line_and_no_output(ws: Workspace, mo
     assert err.rstrip().endswith(errors[0])  # the last thing printed
     assert re.search(message, errors[0]), errors[0]
     assert sorted(ws.out.rglob("*")) == []  # no output and no temporary file
+
+
+# ---- cases where the run goes on ----
+
+def seed_holding_out(images: list[Path], name: str) -> int:
+    """A seed whose validation hold-out (one image) is `name`, so the test knows which file goes where."""
+    return next(seed for seed in range(1000) if split_validation(images, 1, seed)[1][0].name == name)
+
+
+def sources_and_patches(path: Path) -> dict[str, np.ndarray]:
+    """{folder/file: its HR patches (n, 3, P, P)}, in the order the file holds them."""
+    with h5py.File(path, "r") as f:
+        sources, hr = [str(s) for s in f.attrs["sources"]], f["hr"][:]
+    per_image = len(hr) // len(sources)
+    return {s: hr[i * per_image:(i + 1) * per_image] for i, s in enumerate(sources)}
+
+
+def grid_crops(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) -> (n, 3, size, size), the non-overlapping patches row-major (H, W multiples of size)."""
+    return np.stack([rgb[y:y + size, x:x + size].transpose(2, 0, 1)
+                     for y in range(0, rgb.shape[0], size) for x in range(0, rgb.shape[1], size)])
+
+
+BAD_FILES: dict[str, Callable[[Path], object]] = {
+    "corrupt.png": lambda p: p.write_bytes(rgb_png(p).read_bytes()[:60] + b"\0" * 200),
+    "truncated.png": lambda p: p.write_bytes(rgb_png(p).read_bytes()[:3000]),
+    "empty.png": lambda p: p.touch(),
+    "notes.jpg": lambda p: p.write_text("not an image\n"),
+    "one_by_one.png": lambda p: rgb_png(p, size=1),
+    "small.png": lambda p: rgb_png(p, size=20),
+    "bomb.png": bomb_png,
+}
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns, srcore refuses
+def test_bad_images_among_good_ones_are_skipped_by_name_and_the_run_goes_on(ws: Workspace, monkeypatch, capsys):
+    for name, make in BAD_FILES.items():
+        make(ws.train / name)
+    seed = seed_holding_out(sorted(p for p in ws.train.iterdir()), "good2.png")
+    params = ws.params({**PARAMS, "common": {"seed": seed, "scale": 4}}, "seeded.yaml")
+    with pytest.warns(UserWarning) as warned:
+        assert run_script(monkeypatch, "prepare", *ws.args("prepare", params)) == 0
+    message = " ".join(str(w.message) for w in warned)
+    assert "smaller than 24x24: train/one_by_one.png, train/small.png" in message
+    for name in ("corrupt.png", "truncated.png", "empty.png", "notes.jpg"):
+        assert f"train/{name} (" in message and str(ws.train / name) in message, name
+    assert "bomb.png: 10000x10000 = 100000000 pixels is more than MAX_PIXELS" in message  # refused, not decoded
+    train = sources_and_patches(ws.out / "train.h5")
+    assert list(train) == ["train/good0.png", "train/good1.png"]
+    for i in range(2):
+        expected = grid_crops(np.asarray(Image.open(ws.train / f"good{i}.png")), 24)
+        assert np.array_equal(train[f"train/good{i}.png"], expected)
+    assert list(sources_and_patches(ws.out / "val.h5")) == ["train/good2.png"]
+    assert "train.h5: 8 patches from 2 images (7 skipped)" in capsys.readouterr().out
+
+
+def pixel_mode_images(folder: Path) -> dict[str, np.ndarray]:
+    """One 48x48 image per pixel mode in `folder`; {name: the (48, 48, 3) uint8 RGB it holds}."""
+    rng = np.random.default_rng(7)
+    u8 = rng.integers(0, 256, (48, 48, 4), dtype=np.uint8)
+    u16 = rng.integers(0, 65536, (48, 48, 3), dtype=np.uint16)
+    Image.fromarray(u8[..., 0]).save(folder / "grey.png")
+    Image.fromarray(u8).save(folder / "rgba.png")  # alpha is dropped, colour is not premultiplied
+    Image.fromarray(u16[..., 0]).save(folder / "grey16.png")  # mode I;16
+    with open(folder / "rgb16.png", "wb") as file:
+        png.Writer(48, 48, greyscale=False, bitdepth=16).write(file, u16.reshape(48, 48 * 3))
+    palette = Image.fromarray(u8[..., :3]).quantize(16)
+    palette.save(folder / "palette.png")
+    cmyk = np.concatenate([u8[..., :3], np.zeros((48, 48, 1), np.uint8)], axis=-1)  # K = 0: RGB = 255 - CMY
+    Image.fromarray(cmyk, "CMYK").save(folder / "cmyk.tif")
+    to8 = lambda v: np.round(v / 257).astype(np.uint8)  # noqa: E731 - v / 65535 * 255, rounded
+    return {"grey.png": np.repeat(u8[..., :1], 3, axis=-1), "rgba.png": u8[..., :3],
+            "grey16.png": np.repeat(to8(u16[..., :1]), 3, axis=-1), "rgb16.png": to8(u16),
+            "palette.png": np.asarray(palette.convert("RGB")), "cmyk.tif": 255 - u8[..., :3]}
+
+
+def test_every_pixel_mode_is_read_as_the_rgb_it_holds(ws: Workspace, monkeypatch):
+    folder = ws.root / "modes"
+    folder.mkdir()
+    expected = pixel_mode_images(folder)
+    assert Image.open(folder / "grey16.png").mode == "I;16" and Image.open(folder / "palette.png").mode == "P"
+    seed = seed_holding_out(sorted(folder.iterdir()), "cmyk.tif")
+    params = ws.params({**PARAMS, "common": {"seed": seed, "scale": 4}}, "seeded.yaml")
+    assert run_script(monkeypatch, "prepare", *ws.args("prepare", params, train=folder)) == 0
+    train, val = sources_and_patches(ws.out / "train.h5"), sources_and_patches(ws.out / "val.h5")
+    assert sorted(train) == sorted(f"modes/{n}" for n in expected if n != "cmyk.tif")
+    for name, rgb in expected.items():
+        patches, size = (val, 48) if name == "cmyk.tif" else (train, 24)
+        assert np.array_equal(patches[f"modes/{name}"], grid_crops(rgb, size)), name
+
+
+@pytest.mark.filterwarnings("ignore:skipped .* image")
+def test_a_failed_prepare_leaves_the_previous_pair_of_files_untouched(ws: Workspace, monkeypatch, capsys):
+    assert run_script(monkeypatch, "prepare", *ws.args("prepare")) == 0
+    before = {p.name: p.read_bytes() for p in ws.out.iterdir()}
+    assert sorted(before) == ["train.h5", "val.h5"]
+    # train.h5 is written in full, then val.h5 has no patch: neither file may change.
+    assert run_script(monkeypatch, "prepare", *ws.args("prepare", ws.edited("prepare", patch_size=12,
+                                                                             val_patch_size=96))) == 2
+    assert "val.h5" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in ws.out.iterdir()} == before
+
+
+# ---- untrusted files ----
+
+class Payload:
+    """Unpickling this calls Path.touch(marker): code a checkpoint must never get to run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def malicious_checkpoints(folder: Path, marker: Path) -> list[Path]:
+    """A torch.save zip and two bare pickles, each a plausible checkpoint dict carrying the payload."""
+    state = {"arch": "edsr", "arch_args": {"scale": 4}, "model": {"w": Payload(marker)}}
+    torch.save(state, folder / "evil_zip.pt")
+    import pickle
+    (folder / "evil_pickle2.pt").write_bytes(pickle.dumps(state, protocol=2))
+    (folder / "evil_pickle5.pt").write_bytes(pickle.dumps(state, protocol=5))
+    return [folder / "evil_zip.pt", folder / "evil_pickle2.pt", folder / "evil_pickle5.pt"]
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_checkpoint_carrying_a_pickled_payload_is_refused_without_running_it(ws: Workspace, monkeypatch, capsys):
+    import pickle
+
+    from srcore.checkpoint import generator_from_checkpoint, load_checkpoint
+    from srcore.cli import main as srcore_main
+
+    marker = ws.root / "PWNED"
+    evil = malicious_checkpoints(ws.root, marker)
+    pickle.loads(pickle.dumps(Payload(ws.root / "control")))  # the payload is live: plain unpickling runs it
+    assert (ws.root / "control").exists()
+    for path in evil:
+        for load in (load_checkpoint, generator_from_checkpoint):
+            with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(path))} could not be read safely: "
+                                                 r"torch.load\(weights_only=True\) refused it \(Unsupported "
+                                                 r"[^)]+\): it holds pickled code .*nothing in it was run$"):
+                load(path)
+        assert run_script(monkeypatch, "evaluate", *ws.args("evaluate", model=f"m={path}")) == 2
+        assert run_script(monkeypatch, "train_gan", *ws.args("train_gan", init=path)) == 2
+        assert srcore_main(["eval", "--model", str(path), "--data", str(ws.root / "bench" / "Tiny"), "--scale", "4"]) == 2
+        err = capsys.readouterr().err
+        for prefix in ("evaluate: error: ", "train_gan: error: ", "srcore eval: error: "):
+            assert f"{prefix}checkpoint {path} could not be read safely" in err, prefix
+    assert not marker.exists()
+    assert sorted(ws.out.rglob("*")) == []
