@@ -160,4 +160,5 @@ def test_stage_rejects_ill_typed_alphas(pair, tmp_path):
     result = subprocess.run([sys.executable, "stages/interpolate.py", "--params", str(params),
                              "--psnr", str(psnr_path), "--gan", str(gan_path), "--out", str(tmp_path / "o")],
                             cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0 and "interpolate.alphas" in result.stderr
+    assert result.returncode == 2, result.stderr  # one line, no traceback: see srcore.stage
+    assert result.stderr.strip() == "interpolate: error: interpolate.alphas: expected tuple[float, ...], got [0.5, 'high']"
