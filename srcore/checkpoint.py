@@ -71,10 +71,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [key for key in ("arch", "arch_args", "model") if key not in state]
     if missing:
         raise ValueError(f"checkpoint {path} is not an srcore checkpoint (missing {', '.join(missing)})")
-    if not (isinstance(state["arch"], str) and isinstance(state["arch_args"], dict)
-            and isinstance(state["model"], dict)):
+    if not all(isinstance(state[key], kind) for key, kind in (("arch", str), ("arch_args", dict), ("model", dict))):
+        kinds = [type(state[key]).__name__ for key in ("arch", "arch_args", "model")]
         raise ValueError(f"checkpoint {path} is not an srcore checkpoint: expected arch str, arch_args dict and "
-                         f"model dict, got {', '.join(type(state[k]).__name__ for k in ('arch', 'arch_args', 'model'))}")
+                         f"model dict, got {', '.join(kinds)}")
     return state
 
 

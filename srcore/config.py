@@ -45,7 +45,9 @@ def load_params(path: str | Path) -> dict[str, Any]:
     try:
         params = parse_yaml(Path(path).read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from error
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None) or "syntax error"
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ValueError(f"{where}: not valid YAML: {problem}") from error
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of params groups, got {type(params).__name__}")
     return params

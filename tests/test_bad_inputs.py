@@ -167,7 +167,7 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
     ("params: missing file", "prepare", lambda w: w.args("prepare", w.root / "nope.yaml"),
      r"params file \S*nope.yaml does not exist"),
     ("params: not YAML", "prepare", lambda w: w.args("prepare", write_bytes(w.root / "bad.yaml", b"common: [1,\n")),
-     r"bad.yaml: not valid YAML"),
+     r"bad.yaml:2:1: not valid YAML: expected the node content"),
     ("params: missing group", "prepare", lambda w: w.args("prepare", w.without("prepare")),
      r"params: no group 'prepare'"),
     ("params: unknown key", "prepare", lambda w: w.args("prepare", w.edited("prepare", patchsize=24)),
