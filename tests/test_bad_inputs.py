@@ -40,12 +40,18 @@ PARAMS = {
 
 
 def run_script(monkeypatch, stage: str, *args: object) -> int:
-    """Run stages/<stage>.py as `python stages/<stage>.py args...` does, in this process; its exit status."""
+    """Run stages/<stage>.py as `python stages/<stage>.py args...` does, in this process; its exit status.
+    The process-wide torch state a stage sets (grad mode, threads, RNG) is restored for the other tests."""
     monkeypatch.setattr(sys, "argv", [f"stages/{stage}.py", *map(str, args)])
+    grad, threads = torch.is_grad_enabled(), torch.get_num_threads()
     try:
-        runpy.run_path(str(ROOT / "stages" / f"{stage}.py"), run_name="__main__")
+        with torch.random.fork_rng(devices=[]):
+            runpy.run_path(str(ROOT / "stages" / f"{stage}.py"), run_name="__main__")
     except SystemExit as exit_:
         return exit_.code
+    finally:
+        torch.set_grad_enabled(grad)
+        torch.set_num_threads(threads)
     return 0
 
 
