@@ -60,7 +60,8 @@ def load_failure(error: Exception) -> str:
         detail = refused.strip().splitlines()[0].split(" was not ")[0].split(". ")[0]
         return (f"torch.load(weights_only=True) refused it ({detail}): it holds pickled code or objects other "
                 f"than tensors and plain containers; nothing in it was run")
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else 'no message'}"
+    first = text.splitlines()[0].split(". ")[0] if text else "no message"  # torch appends paragraphs of advice
+    return f"not a complete torch checkpoint file ({type(error).__name__}: {first})"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -236,9 +236,10 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
      lambda w: w.args("interpolate", gan=tiny_generator(w.root / "srresnet.pt", arch="srresnet")),
      r"cannot interpolate \S*psnr.pt \(PSNR\) with \S*srresnet.pt \(GAN\): arch differs: 'edsr' vs 'srresnet'"),
     ("checkpoint not a checkpoint", "evaluate", lambda w: w.args("evaluate", model=f"m={not_a_checkpoint(w)}"),
-     r"checkpoint \S*notes.pt could not be read safely"),
+     r"checkpoint \S*notes.pt could not be read safely: not a complete torch checkpoint file \(IndexError"),
     ("checkpoint truncated", "train_gan", lambda w: w.args("train_gan", init=truncated_checkpoint(w)),
-     r"checkpoint \S*half.pt could not be read safely"),
+     r"checkpoint \S*half.pt could not be read safely: not a complete torch checkpoint file \(RuntimeError: "
+     r"PytorchStreamReader failed reading zip archive: failed finding central directory\)$"),
     ("checkpoint of another scale (evaluate)", "evaluate",
      lambda w: w.args("evaluate", model=f"m={tiny_generator(w.root / 'x3.pt', 3)}"), r"x3.pt is a x3 model, expected x4"),
     ("benchmark dataset missing", "evaluate", lambda w: w.args("evaluate", w.edited("evaluate", datasets=["Nope"])),
