@@ -12,24 +12,21 @@ Extra keys (e.g. a discriminator) may be added by the training loop that owns th
 """
 from __future__ import annotations
 
-import os
-import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from srcore.atomic import atomic_path
 from srcore.models import build_generator
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically: a crash mid-write never leaves a truncated checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
 
 
 def save_generator(path: str | Path, model: nn.Module, step: int) -> None:
@@ -47,9 +44,24 @@ def safe_load(path: str | Path, what: str) -> Any:
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        # weights_only refuses pickled code with UnpicklingError; truncated files give the others.
-        raise ValueError(f"{what} {path} could not be read safely: {error}") from error
+    except Exception as error:  # noqa: BLE001 - re-raised, naming the file
+        # weights_only refuses pickled code with UnpicklingError; truncated or non-torch files give
+        # RuntimeError, EOFError, and from the weights-only unpickler also IndexError, KeyError...
+        raise ValueError(f"{what} {path} could not be read safely: {load_failure(error)}") from error
+
+
+def load_failure(error: Exception) -> str:
+    """One line saying why torch.load failed. torch's own message for a refused pickle is a page long and
+    suggests weights_only=False, which would run the code: only what the weights-only unpickler refused
+    is kept (e.g. "Unsupported global: GLOBAL getattr", "Unsupported operand 149")."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # drop terminal colour codes
+    _, found, refused = text.partition("WeightsUnpickler error:")
+    if found and refused.strip():
+        detail = refused.strip().splitlines()[0].split(" was not ")[0].split(". ")[0]
+        return (f"torch.load(weights_only=True) refused it ({detail}): it holds pickled code or objects other "
+                f"than tensors and plain containers; nothing in it was run")
+    first = text.splitlines()[0].split(". ")[0] if text else "no message"  # torch appends paragraphs of advice
+    return f"not a complete torch checkpoint file ({type(error).__name__}: {first})"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -60,6 +72,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [key for key in ("arch", "arch_args", "model") if key not in state]
     if missing:
         raise ValueError(f"checkpoint {path} is not an srcore checkpoint (missing {', '.join(missing)})")
+    if not all(isinstance(state[key], kind) for key, kind in (("arch", str), ("arch_args", dict), ("model", dict))):
+        kinds = [type(state[key]).__name__ for key in ("arch", "arch_args", "model")]
+        raise ValueError(f"checkpoint {path} is not an srcore checkpoint: expected arch str, arch_args dict and "
+                         f"model dict, got {', '.join(kinds)}")
     return state
 
 
@@ -81,13 +97,46 @@ def generator_weights(state: dict[str, Any], use_ema: bool = True) -> dict[str, 
     return state["ema"] if use_ema and state.get("ema") is not None else state["model"]
 
 
+def few(keys: list[str], shown: int = 5) -> str:
+    more = f" (+{len(keys) - shown} more)" if len(keys) > shown else ""
+    return (", ".join(keys[:shown]) or "none") + more
+
+
+def state_dict_mismatch(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], a_name: str, b_name: str
+                        ) -> str | None:
+    """What keeps two state dicts from matching tensor for tensor (missing/extra keys, a shape), or None;
+    `a_name` and `b_name` say which is which in the message."""
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if only_a or only_b:
+        return f"weight keys differ: only in {a_name}: {few(only_a)}; only in {b_name}: {few(only_b)}"
+    for key, tensor in a.items():
+        if tensor.shape != b[key].shape:
+            return f"weight {key} has shape {tuple(tensor.shape)} in {a_name} but {tuple(b[key].shape)} in {b_name}"
+    return None
+
+
 def generator_from_checkpoint(path: str | Path, *, use_ema: bool = True, kernels: str = "torch",
                               expect_scale: int | None = None) -> nn.Module:
-    """Rebuild the generator a checkpoint describes, with its EMA weights when it has them."""
+    """Rebuild the generator a checkpoint describes, with its EMA weights when it has them.
+
+    Errors name the file: another scale than `expect_scale`, an arch or arch_args that build no generator,
+    weights that do not fit the architecture the file names."""
     state = load_checkpoint(path)
-    scale = state["arch_args"].get("scale")
-    if expect_scale is not None and scale != expect_scale:
-        raise ValueError(f"checkpoint {path} is a x{scale} model, expected x{expect_scale}")
-    model = build_generator(state["arch"], **state["arch_args"], kernels=kernels)
-    model.load_state_dict(generator_weights(state, use_ema))
+    arch, arch_args = state["arch"], state["arch_args"]
+    if expect_scale is not None and arch_args.get("scale") != expect_scale:
+        raise ValueError(f"checkpoint {path} is a x{arch_args.get('scale')} model, expected x{expect_scale}")
+    return rebuild_generator(arch, arch_args, generator_weights(state, use_ema), f"checkpoint {path}", kernels)
+
+
+def rebuild_generator(arch: str, arch_args: dict[str, Any], weights: dict[str, torch.Tensor], source: str,
+                      kernels: str = "torch") -> nn.Module:
+    """The generator `arch`(**arch_args) holding `weights`, in eval mode; errors start with `source`."""
+    try:
+        model = build_generator(arch, **arch_args, kernels=kernels)
+    except (TypeError, ValueError) as error:  # unknown arch name, unknown or bad constructor argument
+        raise ValueError(f"{source}: cannot build generator {arch!r} with {arch_args}: {error}") from error
+    mismatch = state_dict_mismatch(model.state_dict(), weights, f"{arch} {arch_args}", "the file")
+    if mismatch:
+        raise ValueError(f"{source}: its weights do not fit the architecture it names: {mismatch}")
+    model.load_state_dict(weights)
     return model.eval()

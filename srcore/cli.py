@@ -114,12 +114,9 @@ def upscaler(model: str, scale: int, self_ensemble: bool) -> Upscaler:
         return MODELS[model](scale)
     if not Path(model).is_file():
         raise SystemExit(f"srcore eval: --model {model!r} is neither a checkpoint file nor one of: {', '.join(MODELS)}")
-    try:
-        generator = load_generator(model)
-    except ValueError as error:
-        raise SystemExit(f"srcore eval: {error}") from error
+    generator = load_generator(model)  # a bad file: ValueError, reported by main
     if generator.arch_args["scale"] != scale:
-        raise SystemExit(f"srcore eval: {model} is a x{generator.arch_args['scale']} model, expected x{scale}")
+        raise ValueError(f"{model} is a x{generator.arch_args['scale']} model, expected x{scale}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return model_upscaler(generator, device=device, self_ensemble=self_ensemble)
 

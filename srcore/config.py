@@ -6,9 +6,11 @@ arguments, never a params dict.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,10 +40,36 @@ def parse_yaml(text: str) -> Any:
 
 def load_params(path: str | Path) -> dict[str, Any]:
     """Read params.yaml into a dict (an empty file is an error)."""
-    params = parse_yaml(Path(path).read_text())
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"params file {path} does not exist")
+    try:
+        params = parse_yaml(Path(path).read_text())
+    except yaml.YAMLError as error:
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None) or "syntax error"
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ValueError(f"{where}: not valid YAML: {problem}") from error
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of params groups, got {type(params).__name__}")
     return params
+
+
+def params_group(params: dict[str, Any], cls: type[T], name: str) -> T:
+    """The params group `name` as dataclass `cls` (see from_dict); a missing group is an error naming it."""
+    if name not in params:
+        raise ValueError(f"params: no group {name!r} (groups: {', '.join(map(str, params))}); "
+                         f"expected a mapping of {cls.__name__} fields")
+    return from_dict(cls, params[name], name)
+
+
+def check_kwargs(where: str, given: dict[str, Any], target: Callable[..., Any], set_elsewhere: tuple[str, ...]
+                 ) -> None:
+    """Raise ValueError naming `where` unless every key of `given` is a keyword argument of `target`
+    (a class or function) that is not in `set_elsewhere` (arguments the caller passes itself)."""
+    valid = [n for n in inspect.signature(target).parameters if n not in set_elsewhere]
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} for {target.__name__}; "
+                         f"valid: {', '.join(valid)}")
 
 
 def from_dict(cls: type[T], values: dict[str, Any], where: str) -> T:
@@ -90,6 +118,14 @@ def matches(value: Any, hint: Any) -> bool:
 
 
 def type_name(hint: Any) -> str:
+    """A type hint as an error message shows what is allowed: `one of 2, 3, 4`, `tuple[float, ...]`."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(hint))
+    if origin is not None:
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 

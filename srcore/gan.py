@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from srcore.checkpoint import rng_state, save_checkpoint, set_rng_state
+from srcore.config import check_kwargs
+from srcore.discriminator import DISCRIMINATORS
 from srcore.distributed import Dist, check_batch_size, mean_over_ranks, unwrap, wrap
 from srcore.losses import VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss
 from srcore.train import (PatchBank, Runtime, autocast, check_finite_losses, check_finite_weights, checkpoint_of_run,
@@ -55,6 +56,14 @@ class GanSettings:
         for name in ("steps", "batch_size", "lr_g", "lr_d", "log_every", "val_every", "ckpt_every"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"gan.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("pixel_weight", "perceptual_weight", "adversarial_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"gan.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.gamma > 0:
+            raise ValueError(f"gan.gamma must be > 0, got {self.gamma}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"gan.ema_decay must be in [0, 1), got {self.ema_decay}")
+        check_kwargs("gan.discriminator_args", self.discriminator_args, DISCRIMINATORS["vgg"], ())
         if self.perceptual == "vgg" and not self.vgg_weights:
             raise ValueError("gan.perceptual is 'vgg' but gan.vgg_weights names no file (nothing is downloaded); "
                              "give a local torchvision VGG19 state dict or use perceptual: feature_matching")

@@ -11,8 +11,6 @@ raises ImageReadError naming it; nothing is ever half-read.
 """
 from __future__ import annotations
 
-import os
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ import png  # pypng
 import torch
 from PIL import Image as PILImage
 from PIL import ImageFile, UnidentifiedImageError
+
+from srcore.atomic import atomic_path
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -213,9 +213,8 @@ def write_samples(path: str | Path, samples: np.ndarray) -> None:
     """Save (H, W, C) uint8 or uint16 samples as an 8- or 16-bit PNG: C = 1 (L), 2 (LA), 3 (RGB), 4 (RGBA).
 
     Rows are packed one at a time (16-bit ones as big-endian bytes), so nothing the size of the image is
-    copied. The file is written under a temporary name in the same folder and moved into place with
-    os.replace, so readers never see half a file and a failed write leaves no partial file (atomic
-    against crashes, but not fsynced against power loss).
+    copied. The file is written atomically (srcore.atomic): readers never see half a file and a failed
+    write leaves no partial file.
     """
     if samples.dtype not in (np.uint8, np.uint16) or samples.ndim != 3 or samples.shape[2] not in (1, 2, 3, 4) \
             or 0 in samples.shape:
@@ -227,14 +226,8 @@ def write_samples(path: str | Path, samples: np.ndarray) -> None:
     rows = (row.astype(big_endian).view(np.uint8) for row in samples.reshape(height, width * channels))
     writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
                         bitdepth=8 * samples.itemsize)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            writer.write_packed(file, rows)  # rows already packed: pypng only adds filter bytes and deflates
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "xb") as file:
+        writer.write_packed(file, rows)  # rows already packed: pypng only adds filter bytes and deflates
 
 
 def png_planes(image: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:

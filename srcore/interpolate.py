@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from srcore.checkpoint import generator_weights, load_checkpoint, save_checkpoint
-
-SHOWN = 5  # keys listed when key sets differ
+from srcore.checkpoint import generator_weights, load_checkpoint, save_checkpoint, state_dict_mismatch
 
 
 def check_alpha(alpha: float) -> float:
@@ -26,20 +24,9 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-def few(keys: list[str]) -> str:
-    more = f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else ""
-    return (", ".join(keys[:SHOWN]) or "none") + more
-
-
 def weights_mismatch(psnr: dict[str, torch.Tensor], gan: dict[str, torch.Tensor]) -> str | None:
     """What keeps two state dicts from being blended (missing/extra keys, a shape), or None."""
-    only_psnr, only_gan = sorted(set(psnr) - set(gan)), sorted(set(gan) - set(psnr))
-    if only_psnr or only_gan:
-        return f"weight keys differ: only in PSNR: {few(only_psnr)}; only in GAN: {few(only_gan)}"
-    for key, a in psnr.items():
-        if a.shape != gan[key].shape:
-            return f"weight {key} has shape {tuple(a.shape)} in PSNR but {tuple(gan[key].shape)} in GAN"
-    return None
+    return state_dict_mismatch(psnr, gan, "PSNR", "GAN")
 
 
 def interpolate_weights(psnr_state: dict[str, torch.Tensor], gan_state: dict[str, torch.Tensor],
@@ -119,7 +106,9 @@ def interpolate_checkpoints(psnr_path: str | Path, gan_path: str | Path, alphas:
         save_checkpoint(out_dir / name, state)
         written.append(out_dir / name)
     # DVC owns the whole folder as one output: files from earlier alphas would otherwise linger in it.
-    for stale in [*out_dir.glob("alpha_*.pt"), *out_dir.glob("alpha_*.pt.tmp")]:
+    # Temporary files are left only by a hard kill: .alpha_*.pt.<hex>.tmp (srcore.atomic), alpha_*.pt.tmp (older).
+    leftovers = [*out_dir.glob(".alpha_*.pt.*.tmp"), *out_dir.glob("alpha_*.pt.tmp")]
+    for stale in [*out_dir.glob("alpha_*.pt"), *leftovers]:
         if stale not in written:
             stale.unlink()
     return written

@@ -8,7 +8,6 @@ inputs and params give the same file, byte for byte.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from srcore.atomic import atomic_path
 from srcore.imageio import ImageReadError, read_image, to_uint8
 from srcore.resize import downscale
 
@@ -95,32 +95,29 @@ def append(dataset: h5py.Dataset, batch: np.ndarray) -> None:
 
 
 def write_patches(image_paths: list[Path], out: Path, *, scale: int, patch_size: int, stride: int,
-                  seed: int, attrs: dict | None = None) -> PatchStats:
+                  seed: int, attrs: dict | None = None, name: Path | None = None) -> PatchStats:
     """Crop every image on a `stride` grid of `patch_size` HR patches and write the pairs to `out` (HDF5).
 
     Images too small for one patch and unreadable files (ImageReadError) are skipped and listed in one
     warning: a training folder with a stray bad file still trains. Zero patches in all is a ValueError.
     `seed` and `attrs` (str, int, float, bool or sequences of them) are stored as file attributes. The
-    file is written under a temporary name beside `out` and moved into place at the end, so `out` is
-    either the whole new file or untouched. One image's patches are in memory at a time.
+    file is written atomically (srcore.atomic), so `out` is either the whole new file or untouched. One
+    image's patches are in memory at a time. `name` is the file that messages name (default `out`), for a
+    caller that writes to a temporary `out` itself.
     """
     check_geometry(scale, patch_size, stride)
     out = Path(out)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    name = out if name is None else Path(name)
+    with atomic_path(out) as temporary:
         with h5py.File(temporary, "w", libver=LIBVER) as f:
-            stats, sources = fill(f, image_paths, scale, patch_size, stride, out.name)
+            stats, sources = fill(f, image_paths, scale, patch_size, stride, name.name)
             store_attrs(f, {"schema_version": SCHEMA_VERSION, "scale": scale, "patch_size": patch_size,
                             "stride": stride, "seed": seed, "patches": stats.patches, "sources": sources,
                             "skipped": stats.too_small + stats.unreadable}, attrs or {})
         warn_skipped(stats, patch_size)
         if stats.patches == 0:
             raise ValueError(f"no patches of {patch_size}x{patch_size} from {len(image_paths)} image(s) for "
-                             f"{out}: too small {list(stats.too_small)}, unreadable {list(stats.unreadable)}")
-        os.replace(temporary, out)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+                             f"{name}: too small {list(stats.too_small)}, unreadable {list(stats.unreadable)}")
     return stats
 
 

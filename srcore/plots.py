@@ -1,7 +1,6 @@
 """Pictures of results: side-by-side crops and per-dataset bar charts, written as PNGs for `dvc plots`."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from srcore.atomic import atomic_path  # noqa: E402
 from srcore.imageio import to_uint8  # noqa: E402
 
 LABEL_HEIGHT = 14
@@ -45,10 +45,17 @@ def crop_strip(panels: list[tuple[str, torch.Tensor]], box: tuple[int, int, int]
 
 
 def save_png(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    image.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Write `fig` as a PNG at `path` atomically, then close it."""
+    try:
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def bar_chart(results: dict[str, dict[str, dict[str, float]]], metric: str, path: Path) -> None:
@@ -67,9 +74,7 @@ def bar_chart(results: dict[str, dict[str, dict[str, float]]], metric: str, path
     ax.set_ylim(bottom=low * 0.9 if metric == "psnr" else 0)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def perception_distortion(scores: dict[str, dict[str, float]], path: Path, title: str,
@@ -95,6 +100,4 @@ def perception_distortion(scores: dict[str, dict[str, float]], path: Path, title
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -26,8 +26,10 @@ from tqdm import tqdm
 import kernels
 import srcore
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from srcore.config import check_kwargs
 from srcore.distributed import Dist, check_batch_size, init_distributed, mean_over_ranks, wrap
 from srcore.metrics import psnr, rgb_to_y
+from srcore.models import GENERATORS
 from srcore.ops import resolve_backend
 from srcore.patches import check_patch_file
 from srcore.plots import crop_strip
@@ -71,6 +73,11 @@ class PretrainSettings:
                 raise ValueError(f"pretrain.{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"pretrain.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not self.gamma > 0:
+            raise ValueError(f"pretrain.gamma must be > 0, got {self.gamma}")
+        # scale comes from common.scale and kernels from runtime.kernels, never from generator_args.
+        check_kwargs("pretrain.generator_args", self.generator_args, GENERATORS[self.generator],
+                     ("scale", "kernels"))
 
 
 class PatchBank:

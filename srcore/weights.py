@@ -32,8 +32,8 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open
 from torch import nn
 
-from srcore.checkpoint import generator_weights, safe_load
-from srcore.models import DIV2K_RGB_MEAN, build_generator
+from srcore.checkpoint import generator_weights, rebuild_generator, safe_load
+from srcore.models import DIV2K_RGB_MEAN
 
 Weights = dict[str, torch.Tensor]
 EDSR_RANGE = 255.0  # BasicSR's img_range for EDSR (not stored in its files)
@@ -55,13 +55,7 @@ def load_generator(path: str | Path, kernels: str = "torch") -> nn.Module:
     unrecognised, or whose tensors do not fit the architecture they imply.
     """
     spec = read_spec(path)
-    model = build_generator(spec.arch, **spec.arch_args, kernels=kernels)
-    try:
-        model.load_state_dict(spec.weights)
-    except RuntimeError as error:  # missing/unexpected keys or shape mismatches, listed by torch
-        raise ValueError(f"{path}: {spec.layout} weights do not fit srcore's {spec.arch} {spec.arch_args}: "
-                         f"{error}") from error
-    return model.eval()
+    return rebuild_generator(spec.arch, spec.arch_args, spec.weights, f"{path} ({spec.layout} weights)", kernels)
 
 
 def read_spec(path: str | Path) -> Spec:

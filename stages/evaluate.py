@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL.Image import Image
 
+from srcore.atomic import write_text
 from srcore.checkpoint import generator_from_checkpoint
-from srcore.config import CommonConfig, from_dict, load_params
+from srcore.config import CommonConfig, load_params, params_group
 from srcore.evaluate import (Upscaler, bicubic_upscaler, evaluate_dataset, hr_folder, mean_scores, model_upscaler,
                              reference_niqe)
 from srcore.imageio import list_images, read_image
 from srcore.plots import bar_chart, center_box, crop_strip, perception_distortion, save_png
 from srcore.resize import downscale, modcrop
+from srcore.stage import run_stage
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,11 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, required=True, help="folder for charts and crops")
     args = parser.parse_args()
     params = load_params(args.params)
-    config = from_dict(EvaluateConfig, params["evaluate"], "evaluate")
-    scale = from_dict(CommonConfig, params["common"], "common").scale
+    config = params_group(params, EvaluateConfig, "evaluate")
+    scale = params_group(params, CommonConfig, "common").scale
     torch.set_grad_enabled(False)
+    for dataset in config.datasets:  # every input is checked before the first output is written
+        list_images(hr_folder(args.benchmark / dataset))
     models = parse_models(args.model)
     upscale = upscalers(models, scale, config.self_ensemble)
     results = {}
@@ -93,12 +96,9 @@ def main() -> None:
                                   f"{dataset} x{scale}: perception-distortion", list(models))
     for metric in ("psnr", "ssim") + (("niqe",) if config.niqe else ()):
         bar_chart(results, metric, args.plots / f"{metric}.png")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"scale": scale, **results}, indent=2) + "\n")
-    os.replace(tmp, args.out)  # never leave a half-written metrics file behind
+    write_text(args.out, json.dumps({"scale": scale, **results}, indent=2) + "\n")  # atomic
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("evaluate", main)

@@ -9,14 +9,21 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from srcore.config import from_dict, load_params
-from srcore.interpolate import interpolate_checkpoints
+from srcore.config import load_params, params_group
+from srcore.interpolate import alpha_filenames, interpolate_checkpoints
+from srcore.stage import run_stage
 
 
 @dataclass(frozen=True)
 class InterpolateConfig:
-    """The `interpolate` params group; srcore.interpolate checks each alpha is in [0, 1]."""
+    """The `interpolate` params group."""
     alphas: tuple[float, ...]
+
+    def __post_init__(self):
+        try:
+            alpha_filenames(list(self.alphas))  # each in [0, 1], at least one, no two giving one file name
+        except ValueError as error:
+            raise ValueError(f"interpolate.alphas: {error}") from error
 
 
 def main() -> None:
@@ -26,10 +33,10 @@ def main() -> None:
     parser.add_argument("--gan", type=Path, required=True, help="GAN fine-tuned generator checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="folder of alpha_*.pt checkpoints to write")
     args = parser.parse_args()
-    config = from_dict(InterpolateConfig, load_params(args.params)["interpolate"], "interpolate")
+    config = params_group(load_params(args.params), InterpolateConfig, "interpolate")
     for path in interpolate_checkpoints(args.psnr, args.gan, list(config.alphas), args.out):
         print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("interpolate", main)

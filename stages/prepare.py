@@ -11,9 +11,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from srcore.config import CommonConfig, from_dict, load_params
+from srcore.atomic import atomic_path
+from srcore.config import CommonConfig, load_params, params_group
 from srcore.imageio import list_images
 from srcore.patches import split_validation, write_patches
+from srcore.stage import run_stage
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,13 @@ class PrepareConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"prepare.{name} must be > 0, got {getattr(self, name)}")
 
+    def check_scale(self, scale: int) -> None:
+        """Each patch size must give whole LR patches at `scale` (common.scale)."""
+        for name in ("patch_size", "val_patch_size"):
+            if getattr(self, name) % scale:
+                raise ValueError(f"prepare.{name}={getattr(self, name)} is not divisible by common.scale={scale}; "
+                                 f"expected a multiple of {scale} (LR patches of a whole number of pixels)")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -38,21 +47,23 @@ def main() -> None:
     parser.add_argument("--out-val", type=Path, required=True, help="val.h5 to write")
     args = parser.parse_args()
     params = load_params(args.params)
-    common = from_dict(CommonConfig, params["common"], "common")
-    config = from_dict(PrepareConfig, params["prepare"], "prepare")
+    common = params_group(params, CommonConfig, "common")
+    config = params_group(params, PrepareConfig, "prepare")
+    config.check_scale(common.scale)
     images = [path for folder in args.train for path in list_images(folder)]
     train, val = split_validation(images, config.val_images, common.seed)
     # The params that made the files travel with them (write_patches stores the patch geometry itself).
     attrs = {"params.common": json.dumps(asdict(common)), "params.prepare": json.dumps(asdict(config))}
-    jobs = [(args.out_train, train, config.patch_size, config.stride),
-            (args.out_val, val, config.val_patch_size, config.val_patch_size)]
-    for out, paths, size, stride in jobs:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stats = write_patches(paths, out, scale=common.scale, patch_size=size, stride=stride, seed=common.seed,
-                              attrs=attrs)
-        print(f"{out}: {stats.patches} patches from {stats.images} images "
-              f"({len(stats.too_small) + len(stats.unreadable)} skipped)")
+    # Both files are renamed into place only once both are written: a failure leaves the old pair as it was.
+    with atomic_path(args.out_train) as train_tmp, atomic_path(args.out_val) as val_tmp:
+        jobs = [(args.out_train, train_tmp, train, config.patch_size, config.stride),
+                (args.out_val, val_tmp, val, config.val_patch_size, config.val_patch_size)]
+        for out, temporary, paths, size, stride in jobs:
+            stats = write_patches(paths, temporary, scale=common.scale, patch_size=size, stride=stride,
+                                  seed=common.seed, attrs=attrs, name=out)
+            print(f"{out}: {stats.patches} patches from {stats.images} images "
+                  f"({len(stats.too_small) + len(stats.unreadable)} skipped)")
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("prepare", main)

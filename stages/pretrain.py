@@ -8,9 +8,10 @@ import argparse
 from pathlib import Path
 
 from srcore.checkpoint import save_generator
-from srcore.config import CommonConfig, from_dict, load_params
+from srcore.config import CommonConfig, load_params, params_group
 from srcore.distributed import finish_distributed
 from srcore.models import build_generator
+from srcore.stage import run_stage
 from srcore.train import (PatchBank, PretrainSettings, Runtime, open_live, pretrain, resumable_step, run_description,
                           start_runtime)
 
@@ -25,9 +26,9 @@ def main() -> None:
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
     params = load_params(args.params)
-    common = from_dict(CommonConfig, params["common"], "common")
-    settings = from_dict(PretrainSettings, params["pretrain"], "pretrain")
-    runtime = from_dict(Runtime, params["runtime"], "runtime")
+    common = params_group(params, CommonConfig, "common")
+    settings = params_group(params, PretrainSettings, "pretrain")
+    runtime = params_group(params, Runtime, "runtime")
     runtime, kernels, dist = start_runtime(runtime, common.seed)  # joins torchrun's processes, if any
     model = build_generator(settings.generator, scale=common.scale, kernels=kernels, **settings.generator_args)
     train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
@@ -41,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("pretrain", main)

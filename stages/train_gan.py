@@ -9,10 +9,11 @@ import argparse
 from pathlib import Path
 
 from srcore.checkpoint import generator_from_checkpoint, save_generator
-from srcore.config import CommonConfig, from_dict, load_params
+from srcore.config import CommonConfig, load_params, params_group
 from srcore.distributed import finish_distributed
 from srcore.discriminator import build_discriminator
 from srcore.gan import GanSettings, run_description, train_gan
+from srcore.stage import run_stage
 from srcore.train import PatchBank, Runtime, open_live, resumable_step, start_runtime
 
 
@@ -27,9 +28,9 @@ def main() -> None:
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
     params = load_params(args.params)
-    common = from_dict(CommonConfig, params["common"], "common")
-    settings = from_dict(GanSettings, params["gan"], "gan")
-    runtime = from_dict(Runtime, params["runtime"], "runtime")
+    common = params_group(params, CommonConfig, "common")
+    settings = params_group(params, GanSettings, "gan")
+    runtime = params_group(params, Runtime, "runtime")
     runtime, kernels, dist = start_runtime(runtime, common.seed)  # joins torchrun's processes, if any
     generator = generator_from_checkpoint(args.init, kernels=kernels, expect_scale=common.scale)
     discriminator = build_discriminator("vgg", **settings.discriminator_args)
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("train_gan", main)

@@ -132,7 +132,8 @@ def test_stale_alpha_files_are_removed(pair, tmp_path):
     psnr_path, gan_path, _, _ = pair
     out = tmp_path / "out"
     interpolate_checkpoints(psnr_path, gan_path, [0.0, 0.3, 1.0], out)
-    (out / "alpha_0.70.pt.tmp").write_bytes(b"crash leftover")
+    (out / "alpha_0.70.pt.tmp").write_bytes(b"crash leftover")  # older naming
+    (out / ".alpha_0.30.pt.0123abcd.tmp").write_bytes(b"crash leftover")  # srcore.atomic's naming
     (out / "notes.txt").write_text("not ours")
     interpolate_checkpoints(psnr_path, gan_path, [0.0, 0.5], out)
     assert sorted(p.name for p in out.iterdir()) == ["alpha_0.00.pt", "alpha_0.50.pt", "notes.txt"]
@@ -159,4 +160,5 @@ def test_stage_rejects_ill_typed_alphas(pair, tmp_path):
     result = subprocess.run([sys.executable, "stages/interpolate.py", "--params", str(params),
                              "--psnr", str(psnr_path), "--gan", str(gan_path), "--out", str(tmp_path / "o")],
                             cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0 and "interpolate.alphas" in result.stderr
+    assert result.returncode == 2, result.stderr  # one line, no traceback: see srcore.stage
+    assert result.stderr.strip() == "interpolate: error: interpolate.alphas: expected tuple[float, ...], got [0.5, 'high']"

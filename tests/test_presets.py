@@ -1,7 +1,6 @@
 """The README's preset `dvc exp run -S` lines: each applies cleanly to params.yaml and builds the paper's network."""
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 

@@ -173,6 +173,18 @@ def test_two_processes_killed_and_rerun_end_at_the_uninterrupted_weights(one_and
     assert_same_weights(two / "pretrain.ckpt", tmp_path / "pretrain.ckpt", ("model", "ema"), kill_after)
 
 
+def test_a_diverging_stage_stops_with_one_line_naming_the_step_and_keeps_its_checkpoint(patches: Path, tmp_path: Path):
+    params = {**PARAMS, "pretrain": {**PARAMS["pretrain"], "lr": 1e30, "ckpt_every": 1}}  # weights ~1e30 after a step
+    done = subprocess.run(stage_command("pretrain", tmp_path, patches, params, [sys.executable]), capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("pretrain: error: pretrain diverged at step 1: train/loss = "), done.stderr
+    assert last.endswith(f"the last good checkpoint is kept: {tmp_path / 'pretrain.ckpt'}")
+    assert "Traceback" not in done.stderr
+    assert load_checkpoint(tmp_path / "pretrain.ckpt")["step"] == 1 and not (tmp_path / "pretrain.pt").exists()
+
+
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():
     check_batch_size(6, Dist(rank=1, world=3), "pretrain")
     with pytest.raises(ValueError, match="pretrain.batch_size 5 is the global batch; it must split evenly over the 2"):
