@@ -285,16 +285,11 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
     for step in bar:
         lr, hr = train.batch(step, settings.batch_size, settings.augment)
         lr, hr = to_device(lr, runtime), to_device(hr, runtime)
-        with autocast(runtime):
-            sr = model(lr)
-        loss = loss_fn(sr.float(), hr)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"pretrain step {step}: loss is {loss.item()}; last good checkpoint: {checkpoint}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        try:
+            loss = train_step(model, ema, optimizer, loss_fn, lr, hr, runtime)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"pretrain step {step}: {error}; last good checkpoint: {checkpoint}") from None
         scheduler.step()
-        ema.update_parameters(model)
         done = step + 1
         if done % settings.log_every == 0:
             log_metrics(live, done, {"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, bar)
@@ -303,6 +298,26 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
         if done % settings.ckpt_every == 0 or done == settings.steps:
             save_checkpoint(checkpoint, train_state(model, ema, optimizer, scheduler, done, run))
     return ema
+
+
+def train_step(model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+               lr: torch.Tensor, hr: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """One update on a batch: forward (autocast per runtime), loss in fp32, backward, optimizer, EMA.
+
+    lr: (B, 3, h, w), hr: (B, 3, sh, sw) in [0, 1], already on the device and in its memory format.
+    Returns the loss before the update (0-d fp32). A non-finite loss is a FloatingPointError raised
+    before anything changes. The LR schedule is the caller's (it steps per loop, not per update).
+    """
+    with autocast(runtime):
+        sr = model(lr)
+    loss = loss_fn(sr.float(), hr)
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    ema.update_parameters(model)  # before scheduler.step() in the loop: it reads weights only, not the lr
+    return loss
 
 
 def log_metrics(live, step: int, metrics: dict[str, float], bar) -> None:
