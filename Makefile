@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test bench bench-train bench-infer bench-data venv clean-venv
+.PHONY: repro test bench bench-train bench-infer bench-data bench-precision venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ bench-train: venv
 
 bench-infer: venv
 	$(PY) stages/bench_infer.py --out metrics/bench_infer.json $(BENCH_ARGS)
+
+# Needs data/prepared/{train,val}.h5 (the prepare stage's outputs): fp32 vs bf16 validation PSNR, tiny EDSR.
+bench-precision: venv
+	$(PY) stages/bench_train.py --psnr-check data/prepared/train.h5 data/prepared/val.h5 \
+		--out metrics/bench_precision.json $(BENCH_ARGS)
 
 # Needs data/prepared/train.h5 (the prepare stage's output).
 bench-data: venv

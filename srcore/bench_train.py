@@ -7,7 +7,10 @@ backward (ATen's against `kernels.reference.prelu`) and a fresh large allocation
 """
 from __future__ import annotations
 
+import tempfile
+import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -19,7 +22,8 @@ from srcore.bench import MODES, Mode, count_flops, interleaved, matmul_peak, pea
 from srcore.discriminator import VGGDiscriminator
 from srcore.gan import GanSettings, gan_step, make_losses
 from srcore.models import build_generator
-from srcore.train import Runtime, make_ema, pixel_loss, to_device, train_step
+from srcore.train import (PatchBank, PretrainSettings, Runtime, make_ema, pixel_loss, pretrain, to_device, train_step,
+                          validate)
 
 
 @dataclass(frozen=True)
@@ -30,17 +34,18 @@ class Config:
     batch: int = 16
     lr_size: int = 24
     gan: bool = False  # the GAN step (G + the default VGG-style D) instead of the pixel-loss step
+    compile: bool = True  # also run the torch.compile modes (minutes of compilation per config on 2 cores)
 
 
 CONFIGS = {
     "edsr-default": Config("edsr", dict(num_feat=32, num_block=16, global_residual=True)),  # params.yaml
     "edsr-baseline": Config("edsr", dict(num_feat=64, num_block=16)),
-    "srresnet-default": Config("srresnet", dict(num_feat=32, num_block=16, global_residual=True)),
-    "srresnet-paper": Config("srresnet", dict(num_feat=64, num_block=16)),
+    "srresnet-default": Config("srresnet", dict(num_feat=32, num_block=16, global_residual=True), compile=False),
+    "srresnet-paper": Config("srresnet", dict(num_feat=64, num_block=16), compile=False),
     # RRDBNet is ~10x EDSR-baseline per pixel: batch 4, so that one fp32 step stays a few seconds.
-    "rrdb-default": Config("rrdb", dict(num_feat=32, num_block=16, global_residual=True), batch=4),
-    "rrdb-paper": Config("rrdb", dict(num_feat=64, num_block=23, num_grow_ch=32), batch=4),
-    "gan-default": Config("edsr", dict(num_feat=32, num_block=16, global_residual=True), gan=True),
+    "rrdb-default": Config("rrdb", dict(num_feat=32, num_block=16, global_residual=True), batch=4, compile=False),
+    "rrdb-paper": Config("rrdb", dict(num_feat=64, num_block=23, num_grow_ch=32), batch=4, compile=False),
+    "gan-default": Config("edsr", dict(num_feat=32, num_block=16, global_residual=True), gan=True, compile=False),
 }
 QUICK_CONFIGS = ("edsr-default", "gan-default")
 
@@ -87,17 +92,15 @@ def make_step(config: Config, mode: Mode) -> Callable[[], object]:
 
 def bench_config(name: str, config: Config, modes: list[Mode], repeats: int, peak_gflops: float) -> list[dict]:
     """One row per mode: steps/s, GFLOP/s, % of peak, peak memory, speed-up over the first mode."""
+    modes = [m for m in modes if config.compile or not m.compile]
     flops = count_flops(make_step(config, Mode("count")))
-    steps = {}
+    steps, mems = {}, {}
     for mode in modes:
         memory.keep_freed_memory(mode.keep_memory)
         steps[mode.name] = make_step(config, mode)
-        for _ in range(3 if mode.compile else 2):  # warm-up: oneDNN primitives, compilation
+        for _ in range(2 if mode.compile else 1):  # warm-up: oneDNN primitives, compilation
             steps[mode.name]()
-    mems = {}
-    for mode in modes:
-        memory.keep_freed_memory(mode.keep_memory)
-        mems[mode.name] = peak_memory_mb(steps[mode.name])
+        mems[mode.name] = peak_memory_mb(steps[mode.name])  # also a (second) warm-up step
     by_name = {m.name: m for m in modes}
     times = interleaved(steps, repeats, before=lambda n: memory.keep_freed_memory(by_name[n].keep_memory))
     memory.keep_freed_memory(False)
@@ -156,3 +159,31 @@ def run(configs: list[str], modes: list[str], repeats: int, micro: bool = True) 
     if micro:
         result["micro"] = prelu_micro() + alloc_micro()
     return result
+
+
+def precision_check(train: Path, val: Path, steps: int, seeds: tuple[int, ...], patches: int = 2000) -> list[dict]:
+    """Validation PSNR (EMA, Y channel) of the same short pretrain run in fp32 NCHW and in bf16 + channels_last.
+
+    A tiny EDSR (16 features, 4 blocks, global residual) on the first `patches` training patches; the
+    runs differ only in precision and memory format. Returns one row per (seed, precision).
+    """
+    bank = PatchBank.from_h5(train, seed=0, scale=4)
+    val_bank = PatchBank.from_h5(val, seed=0, scale=4)
+    settings = PretrainSettings(generator="edsr", generator_args=dict(num_feat=16, num_block=4, global_residual=True),
+                                steps=steps, batch_size=16, log_every=steps, val_every=steps, ckpt_every=steps)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            subset = PatchBank(bank.lr[:patches], bank.hr[:patches], seed)
+            for precision, channels_last in (("fp32", False), ("bf16", True)):
+                runtime = Runtime(precision=precision, channels_last=channels_last, kernels="torch")
+                torch.manual_seed(seed)
+                model = build_generator("edsr", scale=4, kernels="torch", **settings.generator_args)
+                start = time.perf_counter()
+                ema = pretrain(model, subset, val_bank, settings, runtime, scale=4, checkpoint=Path(tmp) / "c.pt")
+                seconds = time.perf_counter() - start
+                rows.append({"seed": seed, "precision": precision, "channels_last": channels_last, "steps": steps,
+                             "val_psnr": round(validate(ema.module, val_bank, 4, runtime), 4),
+                             "seconds": round(seconds, 1)})
+                (Path(tmp) / "c.pt").unlink()
+    return rows
