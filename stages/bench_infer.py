@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from srcore.bench import MODES, environment, format_table
 from srcore.bench_infer import INFER_CONFIGS, QUICK_INFER_CONFIGS, run
 
@@ -21,8 +23,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--configs", nargs="+", choices=list(INFER_CONFIGS))
     parser.add_argument("--modes", nargs="+", choices=list(MODES))
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--repeats", type=int)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     configs = args.configs or list(QUICK_INFER_CONFIGS if args.quick else INFER_CONFIGS)
     modes = args.modes or [m for m in MODES if not (args.quick and MODES[m].compile)]
     start = environment()

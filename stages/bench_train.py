@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from srcore.bench import MODES, environment, format_table
 from srcore.bench_train import CONFIGS, QUICK_CONFIGS, precision_check, run
 
@@ -26,9 +28,12 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), help="override the configs")
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--repeats", type=int, help="timed steps per mode (default 3 quick, 4 full)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--psnr-check", type=Path, nargs=2, metavar=("TRAIN_H5", "VAL_H5"),
                         help="instead: validation PSNR of a short tiny-EDSR pretrain in fp32 vs bf16 + channels_last")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.psnr_check:
         return psnr_check(*args.psnr_check, args.out, args.quick)
     configs = args.configs or list(QUICK_CONFIGS if args.quick else CONFIGS)
