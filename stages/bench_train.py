@@ -16,7 +16,7 @@ from srcore.bench_train import CONFIGS, QUICK_CONFIGS, precision_check, run
 
 TRAIN_COLUMNS = [("config", "config"), ("mode", "mode"), ("batch", "B"), ("steps_per_s", "steps/s"),
                  ("median_ms", "ms/step"), ("best_ms", "best ms"), ("speedup", "x fp32"), ("gflop_per_step", "GFLOP/step"),
-                 ("gflops", "GFLOP/s"), ("pct_peak", "% bf16 peak"), ("peak_mem_mb", "peak MB")]
+                 ("gflops", "GFLOP/s"), ("pct_peak", "% bf16 peak*"), ("peak_mem_mb", "peak MB")]
 MICRO_COLUMNS = [("op", "op"), ("shape", "shape"), ("dtype", "dtype"), ("median_ms", "median ms"),
                  ("best_ms", "best ms"), ("repeats", "n")]
 
@@ -44,9 +44,10 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"load average at start {start['loadavg']}, at end {result['environment']['end']['loadavg']}; "
           f"{start['threads']} threads, torch {start['torch']}, {start['cpu']}")
-    print("matmul peak (2048^3 torch.mm): " + ", ".join(
-        f"{k} {v['gflops_median']} GFLOP/s (best {v['gflops_best']})" for k, v in result["matmul_peak"].items()))
+    print("matmul (2048^3 torch.mm), GFLOP/s: " + ", ".join(
+        f"{k} median {v['gflops_median']}, best {v['gflops_best']}" for k, v in result["matmul_peak"].items()))
     print(format_table(result["train"], TRAIN_COLUMNS))
+    print("* of the best bf16 matmul figure at the start or end of the run; FLOPs: convolutions and matmuls only")
     print(format_table(result["micro"], MICRO_COLUMNS))
 
 
@@ -57,7 +58,7 @@ def psnr_check(train: Path, val: Path, out: Path, quick: bool) -> None:
     out.write_text(json.dumps({"psnr_check": rows, "environment": {"start": start, "end": environment()}}, indent=1))
     print(f"load average at start {start['loadavg']}, at end {environment()['loadavg']}")
     print(format_table(rows, [("seed", "seed"), ("precision", "precision"), ("channels_last", "channels_last"),
-                              ("steps", "steps"), ("val_psnr", "val PSNR (dB)"), ("seconds", "seconds")]))
+                              ("steps", "steps"), ("val_psnr_model", "val PSNR (dB)"), ("val_psnr_ema", "EMA val PSNR (dB)"), ("seconds", "seconds")]))
 
 
 if __name__ == "__main__":
