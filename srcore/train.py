@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 import kernels
 import srcore
+from srcore import memory
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from srcore.metrics import psnr, rgb_to_y
 from srcore.ops import resolve_backend
@@ -40,6 +41,7 @@ class Runtime:
     channels_last: bool = True
     kernels: Literal["auto", "triton", "torch"] = "auto"
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    keep_freed_memory: bool = True  # CPU: glibc keeps freed memory for reuse (srcore.memory): no page faults
 
 
 @dataclass(frozen=True)
@@ -228,9 +230,11 @@ def can_resume(path: Path, run: dict[str, Any]) -> bool:
 
 
 def start_runtime(runtime: Runtime, seed: int) -> str:
-    """Apply the thread count and seed the global RNG; return the kernel backend ("triton" or "torch")."""
+    """Apply the thread count and allocator policy, seed the global RNG; return the kernel backend."""
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
+    if torch.device(runtime.device).type == "cpu":
+        memory.keep_freed_memory(runtime.keep_freed_memory)
     torch.manual_seed(seed)
     return resolve_backend(runtime.kernels, runtime.device)
 
