@@ -128,3 +128,22 @@ def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def memory_policy(keep_of: dict[str, bool], calls: dict[str, Callable[[], object]]) -> Callable[[str], None]:
+    """A `before` hook for `interleaved`: sets each variant's allocator policy (srcore.memory).
+
+    Switching to "keep" runs the variant once untimed first: the default policy's turn has just trimmed
+    the heap, and a kept heap is only worth anything once it has been filled, as in a real run, which
+    never switches.
+    """
+    current: dict[str, bool | None] = {"keep": None}
+
+    def before(name: str) -> None:
+        keep = keep_of[name]
+        if keep != current["keep"]:
+            memory.keep_freed_memory(keep)
+            current["keep"] = keep
+            if keep:
+                calls[name]()
+    return before

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from srcore import memory
-from srcore.bench import MODES, Mode, interleaved, summary
+from srcore.bench import MODES, Mode, interleaved, memory_policy, summary
 from srcore.infer import upscale_tiled
 from srcore.models import build_generator
 from srcore.train import Runtime, autocast
@@ -65,11 +65,10 @@ def bench_upscale(name: str, config: InferConfig, modes: list[Mode], repeats: in
         model = build_generator(config.generator, scale=4, kernels="torch", **config.args).eval()
         models[mode.name] = InModeModel(model, mode)
     calls = {m.name: (lambda m=m: upscale_tiled(models[m.name], lr, 4, config.tile, config.overlap)) for m in modes}
-    by_name = {m.name: m for m in modes}
     for mode in modes:  # warm-up; compiles once per tile shape
         memory.keep_freed_memory(mode.keep_memory)
         calls[mode.name]()
-    times = interleaved(calls, repeats, before=lambda n: memory.keep_freed_memory(by_name[n].keep_memory))
+    times = interleaved(calls, repeats, before=memory_policy({m.name: m.keep_memory for m in modes}, calls))
     memory.keep_freed_memory(False)
     megapixels = (4 * config.lr_size) ** 2 / 1e6
     rows = []

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from kernels import reference
 from srcore import memory
-from srcore.bench import MODES, Mode, count_flops, interleaved, matmul_peak, peak_memory_mb, summary
+from srcore.bench import (MODES, Mode, count_flops, interleaved, matmul_peak, memory_policy, peak_memory_mb,
+                          summary)
 from srcore.discriminator import VGGDiscriminator
 from srcore.gan import GanSettings, gan_step, make_losses
 from srcore.models import build_generator
@@ -101,8 +102,7 @@ def bench_config(name: str, config: Config, modes: list[Mode], repeats: int) -> 
         for _ in range(2 if mode.compile else 1):  # warm-up: oneDNN primitives, compilation
             steps[mode.name]()
         mems[mode.name] = peak_memory_mb(steps[mode.name])  # also a (second) warm-up step
-    by_name = {m.name: m for m in modes}
-    times = interleaved(steps, repeats, before=lambda n: memory.keep_freed_memory(by_name[n].keep_memory))
+    times = interleaved(steps, repeats, before=memory_policy({m.name: m.keep_memory for m in modes}, steps))
     memory.keep_freed_memory(False)
     rows = []
     for mode in modes:
@@ -142,7 +142,7 @@ def alloc_micro(shape: tuple[int, ...] = (16, 64, 96, 96), repeats: int = 15) ->
     out = torch.empty(shape)
     variants = {"add, fresh output": lambda: a + b, "add, fresh output, keep_freed_memory": lambda: a + b,
                 "add, out= reused buffer": lambda: torch.add(a, b, out=out)}
-    times = interleaved(variants, repeats, before=lambda n: memory.keep_freed_memory("keep" in n))
+    times = interleaved(variants, repeats, before=memory_policy({n: "keep" in n for n in variants}, variants))
     memory.keep_freed_memory(False)
     return [{"op": name, "shape": str(shape), "dtype": "float32", **summary(s)} for name, s in times.items()]
 
