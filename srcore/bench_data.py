@@ -74,16 +74,20 @@ def bench_loading(path: Path, steps: int, repeats: int, workers: tuple[int, ...]
     (`steps` steps per timing; the patch file must be x4)."""
     bank = PatchBank.from_h5(path, seed=0, scale=4)
     total = steps * repeats * 4 + 8
-    iters = {w: iter(loader(path, w, total, config.batch)) for w in workers}
     update = make_update(config, mode)
     memory.keep_freed_memory(True)
+    # The bank alone before any worker exists: once they do, refilling their queues competes for the cores.
+    batch_ids = iter(range(total))
+    alone = interleaved({"in-memory bank": lambda: [bank.batch(next(batch_ids), config.batch, True)
+                                                    for _ in range(steps)]}, repeats)
+    iters = {w: iter(loader(path, w, total, config.batch)) for w in workers}
     counter = iter(range(total))
     sources = {"in-memory bank": lambda: bank.batch(next(counter), config.batch, True),
                **{f"DataLoader, {w} worker(s)": (lambda it=it: next(it)) for w, it in iters.items()}}
     for fetch in sources.values():  # start the workers, fill their prefetch queues
         fetch()
-    alone = interleaved({name: lambda f=fetch: [f() for _ in range(steps)] for name, fetch in sources.items()},
-                        repeats)
+    alone.update(interleaved({name: lambda f=fetch: [f() for _ in range(steps)]
+                              for name, fetch in sources.items() if name != "in-memory bank"}, repeats))
     lr, hr = bank.batch(0, config.batch, True)
     sources_and_none = {**sources, "training only (no data)": lambda: (lr, hr)}
     trained = interleaved({name: lambda f=fetch: [update(*f()) for _ in range(steps)]
