@@ -137,9 +137,10 @@ def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 def memory_policy(keep_of: dict[str, bool], calls: dict[str, Callable[[], object]]) -> Callable[[str], None]:
     """A `before` hook for `interleaved`: sets each variant's allocator policy (srcore.memory).
 
-    Switching to "keep" runs the variant once untimed first: the default policy's turn has just trimmed
-    the heap, and a kept heap is only worth anything once it has been filled, as in a real run, which
-    never switches.
+    Runs never switch policy, so each turn starts from that policy's steady state: switching to "keep"
+    runs the variant once untimed (a kept heap is filled after one step); switching to the default hands
+    the free heap back first (malloc_trim), else glibc would serve big blocks from memory the keep turn
+    left behind and the default would not page-fault as it does in a run of its own.
     """
     current: dict[str, bool | None] = {"keep": None}
 
@@ -150,4 +151,6 @@ def memory_policy(keep_of: dict[str, bool], calls: dict[str, Callable[[], object
             current["keep"] = keep
             if keep:
                 calls[name]()
+            else:
+                memory.trim()
     return before
