@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test bench venv clean-venv
+.PHONY: repro test bench bench-train bench-infer bench-data bench-precision venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,24 @@ test: venv
 # Kernel microbenchmarks (Triton vs eager vs torch.compile); on a machine without CUDA it records the skip.
 bench: venv
 	$(PY) stages/bench.py --out metrics/kernels.json
+
+# CPU benchmarks of the pipeline (scripts, not tests): tables on stdout, JSON under metrics/.
+# BENCH_ARGS=--quick for a short run (a minute or two each); see README, "CPU performance".
+bench-train: venv
+	$(PY) stages/bench_train.py --out metrics/bench_train.json $(BENCH_ARGS)
+
+bench-infer: venv
+	$(PY) stages/bench_infer.py --out metrics/bench_infer.json $(BENCH_ARGS)
+
+# Needs data/prepared/{train,val}.h5 (the prepare stage's outputs): fp32 vs bf16 validation PSNR, tiny EDSR.
+bench-precision: venv
+	$(PY) stages/bench_train.py --psnr-check data/prepared/train.h5 data/prepared/val.h5 \
+		--out metrics/bench_precision.json $(BENCH_ARGS)
+
+# Needs data/prepared/train.h5 (the prepare stage's output).
+bench-data: venv
+	$(PY) stages/bench_data.py --train data/prepared/train.h5 --images data/raw/train/T91 data/raw/train/BSDS200 \
+		--out metrics/bench_data.json $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

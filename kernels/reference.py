@@ -22,8 +22,39 @@ def activation(y: torch.Tensor, act: str, prelu_weight: torch.Tensor | None = No
     if act == "prelu":
         if prelu_weight is None:
             raise ValueError("act='prelu' needs prelu_weight")
-        return F.prelu(y, prelu_weight)
+        return prelu(y, prelu_weight)
     raise ValueError(f"unknown activation {act!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+class PReLUFunction(torch.autograd.Function):
+    """F.prelu forward with a cheaper backward on CPU: ATen's fused PReLU backward (not vectorised there)
+    took ~2 ms at (16, 64, 24, 24) fp32 against ~0.1 ms for the forward; this one is five vectorised
+    passes (ReLU's backward, a subtraction, an addcmul, a product, a channel sum). `where(x > 0, ...)` is
+    avoided on purpose: a bool mask plus torch.where cost more than ATen's own backward here.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return F.prelu(x, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, weight = ctx.saved_tensors
+        shared = weight.numel() == 1
+        w = weight.to(grad.dtype).reshape(() if shared else (1, -1) + (1,) * (x.dim() - 2))  # broadcasts on C
+        pos = torch.ops.aten.threshold_backward(grad, x, 0)  # grad where x > 0, else 0
+        neg = grad - pos  # grad where x <= 0, else 0
+        grad_x = torch.addcmul(pos, neg, w)
+        dims = tuple(d for d in range(x.dim()) if shared or d != 1)
+        grad_w = (neg * x).sum(dims, dtype=torch.float32)  # d/dw of w * x on x <= 0, summed in fp32
+        return grad_x, grad_w.to(weight.dtype).reshape(weight.shape)
+
+
+def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PReLU, x: (B, C, ...), weight: (C,) or (1,); same values and gradients as F.prelu, faster backward."""
+    return PReLUFunction.apply(x, weight)
 
 
 def conv3x3_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, act: str = "identity",

@@ -204,7 +204,11 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, train: PatchBank, 
         batch = train.batch(step, settings.batch_size, settings.augment, dist.part)
         lr, hr = (to_device(t, runtime) for t in batch)
         metrics = mean_over_ranks(gan_step(*nets, opt_g, opt_d, lr, hr, losses, runtime), dist, runtime.device)
-        check_finite_losses(metrics, step, checkpoint, "train_gan")
+        try:
+            check_finite_losses(metrics)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"train_gan diverged at step {step}: {error}; "
+                                     f"the last good checkpoint is kept: {checkpoint}") from None
         sched_g.step()
         sched_d.step()
         ema.update_parameters(generator)

@@ -111,7 +111,7 @@ class SRResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bn1 is None:  # no BN in between: activation and skip fuse into the convs
             return self.conv2(self.conv1(x, act="prelu", prelu_weight=self.prelu.weight), residual=x)
-        y = self.prelu(self.bn1(self.conv1(x)))
+        y = ops.prelu(self.bn1(self.conv1(x)), self.prelu.weight)
         return x + self.bn2(self.conv2(y))
 
 
@@ -138,7 +138,7 @@ class SRResNet(nn.Module):
         init_generator(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.prelu_first(self.conv_first(x))  # (B, F, H, W)
+        feat = ops.prelu(self.conv_first(x), self.prelu_first.weight)  # (B, F, H, W)
         y = self.body(feat)
         y = self.conv_body(y, residual=feat) if self.bn_body is None else feat + self.bn_body(self.conv_body(y))
         out = self.conv_last(self.upsample(y))  # (B, out_ch, sH, sW)

@@ -40,6 +40,11 @@ def pixel_shuffle_act(x, upscale: int, *, backend: str = "torch", **kwargs) -> t
     return reference.pixel_shuffle_act(x, upscale, **kwargs)
 
 
+def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PReLU with the reference's cheaper backward on every backend (an elementwise op: no Triton twin)."""
+    return reference.prelu(x, weight)
+
+
 def ragan_loss(real_logits, fake_logits, target: str, *, backend: str = "torch") -> torch.Tensor:
     """Relativistic average GAN loss; see `kernels.reference.ragan_loss`."""
     if backend == "triton":

@@ -7,10 +7,15 @@ inputs and params give the same file, byte for byte.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
 import hashlib
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -95,22 +100,26 @@ def append(dataset: h5py.Dataset, batch: np.ndarray) -> None:
 
 
 def write_patches(image_paths: list[Path], out: Path, *, scale: int, patch_size: int, stride: int,
-                  seed: int, attrs: dict | None = None, name: Path | None = None) -> PatchStats:
+                  seed: int, attrs: dict | None = None, name: Path | None = None, workers: int = 1
+                  ) -> PatchStats:
     """Crop every image on a `stride` grid of `patch_size` HR patches and write the pairs to `out` (HDF5).
 
     Images too small for one patch and unreadable files (ImageReadError) are skipped and listed in one
     warning: a training folder with a stray bad file still trains. Zero patches in all is a ValueError.
     `seed` and `attrs` (str, int, float, bool or sequences of them) are stored as file attributes. The
-    file is written atomically (srcore.atomic), so `out` is either the whole new file or untouched. One
-    image's patches are in memory at a time. `name` is the file that messages name (default `out`), for a
-    caller that writes to a temporary `out` itself.
+    file is written atomically (srcore.atomic), so `out` is either the whole new file or untouched. `name`
+    is the file that messages name (default `out`), for a caller that writes to a temporary `out` itself.
+    `workers` > 1 reads and crops images in that many processes while this one writes them in input order,
+    so the file is the same for any worker count; at most 2 x workers images' patches are in memory at a time.
     """
+    if workers < 1:
+        raise ValueError(f"write_patches: workers must be >= 1, got {workers}")
     check_geometry(scale, patch_size, stride)
     out = Path(out)
     name = out if name is None else Path(name)
     with atomic_path(out) as temporary:
         with h5py.File(temporary, "w", libver=LIBVER) as f:
-            stats, sources = fill(f, image_paths, scale, patch_size, stride, name.name)
+            stats, sources = fill(f, image_paths, scale, patch_size, stride, name.name, workers)
             store_attrs(f, {"schema_version": SCHEMA_VERSION, "scale": scale, "patch_size": patch_size,
                             "stride": stride, "seed": seed, "patches": stats.patches, "sources": sources,
                             "skipped": stats.too_small + stats.unreadable}, attrs or {})
@@ -121,29 +130,54 @@ def write_patches(image_paths: list[Path], out: Path, *, scale: int, patch_size:
     return stats
 
 
-def fill(f: h5py.File, image_paths: list[Path], scale: int, patch_size: int, stride: int, label: str
-         ) -> tuple[PatchStats, list[str]]:
+def fill(f: h5py.File, image_paths: list[Path], scale: int, patch_size: int, stride: int, label: str,
+         workers: int = 1) -> tuple[PatchStats, list[str]]:
     """Append the patches of each image in order; returns the stats and the names of the images used."""
     hr, lr = create_datasets(f, patch_size, scale)
     sources, too_small, unreadable = [], [], []
-    # One torch thread: the ops are small, and on the shared 2-core machine torch's 2 threads took 11-118 s
-    # for the default set (waiting for a core another job held) against 12-14 s with one thread.
+    paths = [Path(p) for p in image_paths]
+    crop = functools.partial(read_patches, scale=scale, patch_size=patch_size, stride=stride)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for path in tqdm([Path(p) for p in image_paths], desc=f"patches -> {label}", unit="img"):
-            try:
-                batches = image_patches(path, scale, patch_size, stride)
-            except ImageReadError as error:
-                unreadable.append(f"{source_name(path)} ({error})")
-                continue
-            for hr_batch, lr_batch in batches:
-                append(hr, hr_batch)
-                append(lr, lr_batch)
-            (sources if batches else too_small).append(source_name(path))
+        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            results = in_order(pool, crop, paths, 2 * workers) if pool else map(crop, paths)
+            for path, batches in tqdm(zip(paths, results), total=len(paths), desc=f"patches -> {label}", unit="img"):
+                if isinstance(batches, ImageReadError):
+                    unreadable.append(f"{source_name(path)} ({batches})")
+                    continue
+                for hr_batch, lr_batch in batches:
+                    append(hr, hr_batch)
+                    append(lr, lr_batch)
+                (sources if batches else too_small).append(source_name(path))
     finally:
         torch.set_num_threads(threads)
     return PatchStats(hr.shape[0], len(sources), tuple(too_small), tuple(unreadable)), sources
+
+
+def read_patches(path: Path, scale: int, patch_size: int, stride: int
+                 ) -> list[tuple[np.ndarray, np.ndarray]] | ImageReadError:
+    """`image_patches`, or the ImageReadError of an unreadable file (returned: it crosses processes).
+
+    One torch thread: the ops are small, and on the shared 2-core machine torch's 2 threads took 11-118 s
+    for the default set (waiting for a core another job held) against 12-14 s with one thread.
+    """
+    torch.set_num_threads(1)
+    try:
+        return image_patches(path, scale, patch_size, stride)
+    except ImageReadError as error:
+        return error
+
+
+def in_order(pool: ProcessPoolExecutor, fn, items: list, window: int) -> Iterator:
+    """fn(item) for each item, computed in `pool`, yielded in input order, at most `window` in flight."""
+    pending = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def store_attrs(f: h5py.File, own: dict, extra: dict) -> None:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import kernels
 import srcore
+from srcore import memory
 from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from srcore.config import check_kwargs
 from srcore.distributed import Dist, check_batch_size, init_distributed, mean_over_ranks, wrap
@@ -44,6 +45,7 @@ class Runtime:
     channels_last: bool = True
     kernels: Literal["auto", "triton", "torch"] = "auto"
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    keep_freed_memory: bool = True  # CPU: glibc keeps freed memory for reuse (srcore.memory): no page faults
     # How dvc.yaml starts the training stages (through its ${runtime.launcher} template): "python", or e.g.
     # "torchrun --standalone --nproc_per_node=2" for data-parallel training. The library never reads it.
     launcher: str = "python"
@@ -256,7 +258,8 @@ def can_resume(path: Path, run: dict[str, Any]) -> bool:
 
 
 def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
-    """Join torchrun's process group when launched by it, apply the thread count, seed the global RNG.
+    """Join torchrun's process group when launched by it, apply the thread count and allocator policy,
+    seed the global RNG.
 
     Returns the runtime with this process's device (see srcore.distributed.init_distributed), the kernel
     backend ("triton" or "torch") and the process's Dist.
@@ -265,6 +268,8 @@ def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
     runtime = replace(runtime, device=device)
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
+    if torch.device(runtime.device).type == "cpu":
+        memory.keep_freed_memory(runtime.keep_freed_memory)
     torch.manual_seed(seed)
     return runtime, resolve_backend(runtime.kernels, runtime.device), dist
 
@@ -307,13 +312,11 @@ def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, schedule
     return state["step"]
 
 
-def check_finite_losses(terms: dict[str, float], step: int, checkpoint: Path, where: str) -> None:
-    """The divergence guard: a NaN or Inf loss stops the run (before its gradients touch the weights), naming
-    the step and every loss term; the checkpoint on disk is the last one saved from finite weights."""
+def check_finite_losses(terms: dict[str, float]) -> None:
+    """The divergence guard: a NaN or Inf loss term is a FloatingPointError listing every term. The loops
+    call it before the step's update is checkpointed, and add the step and the checkpoint kept."""
     if not all(math.isfinite(value) for value in terms.values()):
-        values = ", ".join(f"{name} = {value:.6g}" for name, value in terms.items())
-        raise FloatingPointError(f"{where} diverged at step {step}: {values}; "
-                                 f"the last good checkpoint is kept: {checkpoint}")
+        raise FloatingPointError(", ".join(f"{name} = {value:.6g}" for name, value in terms.items()))
 
 
 def check_finite_weights(model: nn.Module, step: int, where: str) -> None:
@@ -348,17 +351,14 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
     loss_fn = pixel_loss(settings.loss)
     bar = progress(start, settings.steps, "pretrain", dist)
     for step in bar:
-        lr, hr = (to_device(t, runtime) for t in train.batch(step, settings.batch_size, settings.augment, dist.part))
-        with autocast(runtime):
-            sr = net(lr)
-        loss = loss_fn(sr.float(), hr)
-        terms = mean_over_ranks({"train/loss": loss.item()}, dist, runtime.device)
-        check_finite_losses(terms, step, checkpoint, "pretrain")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        batch = train.batch(step, settings.batch_size, settings.augment, dist.part)
+        lr, hr = (to_device(t, runtime) for t in batch)
+        try:
+            terms = train_step(model, ema, optimizer, loss_fn, lr, hr, runtime, dist=dist, net=net)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"pretrain diverged at step {step}: {error}; "
+                                     f"the last good checkpoint is kept: {checkpoint}") from None
         scheduler.step()
-        ema.update_parameters(model)
         done = step + 1
         if not dist.main:
             continue
@@ -370,6 +370,29 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
             check_finite_weights(model, done, "pretrain")
             save_checkpoint(checkpoint, train_state(model, ema, optimizer, scheduler, done, run))
     return ema
+
+
+def train_step(model: nn.Module, ema: AveragedModel, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+               lr: torch.Tensor, hr: torch.Tensor, runtime: Runtime, *, dist: Dist = Dist(),
+               net: nn.Module | None = None) -> dict[str, float]:
+    """One update on a batch: forward (autocast per runtime), loss in fp32, backward, optimizer, EMA.
+
+    lr: (B, 3, h, w), hr: (B, 3, sh, sw) in [0, 1], already on the device and in its memory format (under
+    torchrun: this process's slice of the batch, and `net` is `model`'s DDP wrapper). Returns
+    {"train/loss": the loss before the update, averaged over processes}. A non-finite loss raises
+    FloatingPointError (check_finite_losses) before anything changes, on every process alike. The LR
+    schedule is the caller's (it steps per loop, not per update).
+    """
+    with autocast(runtime):
+        sr = (model if net is None else net)(lr)
+    loss = loss_fn(sr.float(), hr)
+    terms = mean_over_ranks({"train/loss": loss.item()}, dist, runtime.device)
+    check_finite_losses(terms)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    ema.update_parameters(model)  # before scheduler.step() in the loop: it reads weights only, not the lr
+    return terms
 
 
 def log_metrics(live, step: int, metrics: dict[str, float], bar) -> None:

@@ -25,9 +25,10 @@ class PrepareConfig:
     stride: int = 48
     val_images: int = 10       # whole images held out of the training folders for validation
     val_patch_size: int = 192  # validation tiles, cut on a grid with stride = val_patch_size
+    workers: int = 1           # processes reading and cropping images; the files are the same for any count
 
     def __post_init__(self):
-        for name in ("patch_size", "stride", "val_images", "val_patch_size"):
+        for name in ("patch_size", "stride", "val_images", "val_patch_size", "workers"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"prepare.{name} must be > 0, got {getattr(self, name)}")
 
@@ -53,14 +54,16 @@ def main() -> None:
     images = [path for folder in args.train for path in list_images(folder)]
     train, val = split_validation(images, config.val_images, common.seed)
     # The params that made the files travel with them (write_patches stores the patch geometry itself).
-    attrs = {"params.common": json.dumps(asdict(common)), "params.prepare": json.dumps(asdict(config))}
+    # `workers` is left out: it changes how fast the files are made, not a byte of them.
+    made_by = {key: value for key, value in asdict(config).items() if key != "workers"}
+    attrs = {"params.common": json.dumps(asdict(common)), "params.prepare": json.dumps(made_by)}
     # Both files are renamed into place only once both are written: a failure leaves the old pair as it was.
     with atomic_path(args.out_train) as train_tmp, atomic_path(args.out_val) as val_tmp:
         jobs = [(args.out_train, train_tmp, train, config.patch_size, config.stride),
                 (args.out_val, val_tmp, val, config.val_patch_size, config.val_patch_size)]
         for out, temporary, paths, size, stride in jobs:
             stats = write_patches(paths, temporary, scale=common.scale, patch_size=size, stride=stride,
-                                  seed=common.seed, attrs=attrs, name=out)
+                                  seed=common.seed, attrs=attrs, name=out, workers=config.workers)
             print(f"{out}: {stats.patches} patches from {stats.images} images "
                   f"({len(stats.too_small) + len(stats.unreadable)} skipped)")
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from kernels import reference
 from srcore.models import GENERATORS, build_generator
 from srcore.resize import imresize
 
@@ -125,3 +126,35 @@ def test_rrdb_state_dict_uses_basicsr_names():
     for key in ("conv_first.weight", "body.1.rdb3.conv5.bias", "body.0.rdb1.conv1.weight", "conv_body.weight",
                 "conv_up1.weight", "conv_up2.weight", "conv_hr.weight", "conv_last.bias"):
         assert key in keys, key
+
+
+@pytest.mark.parametrize("shape, channels", [((2, 4, 5, 7), 4), ((3, 6, 9, 2), 1), ((2, 3, 11), 3)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_prelu_matches_torch_values_and_gradients(shape, channels, channels_last):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0] = 0.0  # x == 0 takes the negative branch, as in torch
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.rand(channels) - 0.5
+    grad = torch.randn(shape)
+    outs = []
+    for fn in (torch.nn.functional.prelu, reference.prelu):
+        xi, wi = x.clone().requires_grad_(), weight.clone().requires_grad_()
+        y = fn(xi, wi)
+        y.backward(grad)
+        outs.append((y, xi.grad, wi.grad))
+    for ours, theirs in zip(outs[1], outs[0]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert outs[1][1].stride() == outs[0][1].stride()
+
+
+def test_prelu_under_bf16_autocast_keeps_dtypes_and_gradients():
+    x = torch.randn(2, 4, 6, 6).requires_grad_()
+    weight = torch.full((4,), 0.25, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = reference.prelu(x.bfloat16(), weight)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert weight.grad.dtype == torch.float32 and x.grad.dtype == torch.float32
+    expected = torch.where(x.detach().bfloat16() > 0, 0.0, x.detach().bfloat16().float()).sum((0, 2, 3))
+    torch.testing.assert_close(weight.grad, expected, rtol=1e-2, atol=1e-2)

@@ -194,3 +194,17 @@ def test_split_validation_is_deterministic_and_disjoint(tmp_path: Path):
     assert len(set(grown) & set(val)) >= 4  # adding an image moves at most one held-out image
     with pytest.raises(ValueError, match="val_images=30"):
         split_validation(paths, 30, seed=1)
+
+
+def test_parallel_workers_write_the_same_bytes_and_skip_the_same_images(tmp_path: Path, images: list[Path]):
+    broken = tmp_path / "imgs" / "broken.png"
+    broken.write_bytes(b"not a png")
+    paths = [images[0], broken, *images[1:]]
+    outs = []
+    for workers in (1, 2):
+        outs.append(tmp_path / f"w{workers}.h5")
+        with pytest.warns(UserWarning, match="unreadable"):
+            write_patches(paths, outs[-1], **GEOMETRY, workers=workers)
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        write_patches(paths, tmp_path / "w0.h5", **GEOMETRY, workers=0)

@@ -1,0 +1,62 @@
+"""Benchmark code on tiny shapes, one repeat: keeps `make bench-*` from rotting. No speed is asserted here."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from srcore import memory
+from srcore.bench import MODES, format_table, peak_memory_mb
+from srcore.bench_data import bench_loading, bench_prepare, lazy_bank
+from srcore.bench_infer import InferConfig, bench_upscale
+from srcore.bench_train import Config, alloc_micro, bench_config, prelu_micro
+from srcore.patches import write_patches
+from srcore.train import PatchBank
+
+T91 = Path(__file__).resolve().parents[1] / "data" / "raw" / "train" / "T91"
+TINY = dict(num_feat=8, num_block=1)
+FAST_MODES = [MODES["fp32"], MODES["bf16+cl+keep"]]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops on a shared machine: a second intra-op thread only waits for a busy core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    memory.keep_freed_memory(False)
+
+
+def test_train_bench_rows_for_pixel_and_gan_steps():
+    for config in (Config("edsr", TINY, batch=2, lr_size=8), Config("srresnet", TINY, batch=2, lr_size=8, gan=True)):
+        rows = bench_config("tiny", config, FAST_MODES, repeats=1)
+        assert [r["mode"] for r in rows] == ["fp32", "bf16+cl+keep"] and rows[0]["speedup"] == 1.0
+        assert all(r["flops_per_step"] > 0 and r["steps_per_s"] > 0 and r["peak_mem_mb"] >= 0 for r in rows)
+    assert "tiny" in format_table(rows, [("config", "config"), ("mode", "mode"), ("nothing", "missing")])
+
+
+def test_microbenchmarks_and_memory_policy_run():
+    assert {r["op"] for r in prelu_micro((2, 4, 5, 5), repeats=1)} >= {"prelu aten fwd+bwd", "prelu reference fwd+bwd"}
+    assert len(alloc_micro((2, 4, 8, 8), repeats=1)) == 3
+    assert peak_memory_mb(lambda: torch.ones(64, 2**20, dtype=torch.uint8)) > 32  # a 64 MB tensor, touched
+
+
+def test_lazy_hdf5_bank_gives_the_in_memory_batches(tmp_path: Path):
+    out = tmp_path / "train.h5"
+    write_patches(sorted(T91.glob("*.png"))[:2], out, scale=4, patch_size=32, stride=32, seed=0)
+    memory_bank, lazy = PatchBank.from_h5(out, seed=3, scale=4), lazy_bank(out, seed=3)
+    for step in range(3):
+        for a, b in zip(memory_bank.batch(step, 5, True), lazy.batch(step, 5, True)):
+            assert torch.equal(a, b)
+    rows = bench_loading(out, steps=1, repeats=1, workers=(1,), config=Config("edsr", TINY, batch=2, lr_size=8),
+                         mode=MODES["fp32"])
+    assert [r["source"] for r in rows] == ["in-memory bank", "DataLoader, 1 worker(s)", "training only (no data)"]
+    assert rows[0]["patches_per_s_alone"] > 0 and rows[-1]["steps_per_s_training"] > 0
+
+
+def test_prepare_and_infer_benchmarks_run(tmp_path: Path):
+    rows = bench_prepare(sorted(T91.glob("*.png"))[:2], repeats=1)
+    assert [r["workers"] for r in rows] == [1, 2] and all(r["same_bytes"] for r in rows)
+    config = InferConfig("edsr", TINY, lr_size=12, tile=8, overlap=2)
+    rows = bench_upscale("tiny", config, FAST_MODES, repeats=1)
+    assert all(r["mp_per_s"] > 0 and r["out_mp"] == round(48 * 48 / 1e6, 3) for r in rows)
