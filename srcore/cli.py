@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from srcore import memory
 from srcore.evaluate import (ImageScore, Upscaler, bicubic_upscaler, evaluate_dataset, mean_scores, model_upscaler,
                              report, score_files)
 from srcore.export import FORMATS, export_onnx, export_safetensors
@@ -208,6 +209,8 @@ def run_upscale(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("srcore upscale: --device cuda, but torch sees no CUDA device; use --device cpu")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        memory.keep_freed_memory()  # every tile reuses the last one's freed buffers instead of page-faulting
     files, problems = upscale_inputs(args.inputs)
     for problem in problems:
         print(f"srcore upscale: error: {problem}", file=sys.stderr)

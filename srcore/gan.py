@@ -22,9 +22,9 @@ from srcore.config import check_kwargs
 from srcore.discriminator import DISCRIMINATORS
 from srcore.distributed import Dist, check_batch_size, mean_over_ranks, unwrap, wrap
 from srcore.losses import VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss
-from srcore.train import (PatchBank, Runtime, autocast, check_finite_losses, check_finite_weights, checkpoint_of_run,
-                          code_fingerprint, log_metrics, log_validation, make_ema, make_scheduler, numerics,
-                          pixel_loss, progress, to_device)
+from srcore.runs import checkpoint_of_run, code_fingerprint
+from srcore.train import (PatchBank, Runtime, autocast, check_finite_losses, check_finite_weights, log_metrics,
+                          log_validation, make_ema, make_scheduler, numerics, pixel_loss, progress, to_device)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -18,15 +17,12 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 import torch
-from dvclive import Live
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-import kernels
-import srcore
 from srcore import memory
-from srcore.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from srcore.checkpoint import rng_state, save_checkpoint, set_rng_state
 from srcore.config import check_kwargs
 from srcore.distributed import Dist, check_batch_size, init_distributed, mean_over_ranks, wrap
 from srcore.metrics import psnr, rgb_to_y
@@ -34,6 +30,7 @@ from srcore.models import GENERATORS
 from srcore.ops import resolve_backend
 from srcore.patches import check_patch_file
 from srcore.plots import crop_strip
+from srcore.runs import checkpoint_of_run, code_fingerprint
 from srcore.resize import imresize
 
 
@@ -208,18 +205,6 @@ def train_state(model, ema, optimizer, scheduler, step: int, run: dict[str, Any]
             "scheduler": scheduler.state_dict(), "step": step, "rng": rng_state(), "run": run}
 
 
-def code_fingerprint() -> str:
-    """sha256 of the library's sources (srcore and kernels). DVC re-runs a training stage when its code
-    changes; a finished checkpoint of the old code must then not be "resumed" into the new run."""
-    digest = hashlib.sha256()
-    for package in (srcore, kernels):
-        root = Path(package.__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(f"{package.__name__}/{path.relative_to(root)}".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def numerics(runtime: Runtime, world: int) -> dict[str, Any]:
     """What of the runtime changes the numbers a run computes: the kind of device, precision, memory format,
     kernels and the number of processes (not the thread count, nor which GPU a rank got)."""
@@ -233,28 +218,6 @@ def run_description(settings: PretrainSettings, scale: int, train: PatchBank, va
     an equal one."""
     return {"settings": asdict(settings), "scale": scale, "seed": train.seed, "code": code_fingerprint(),
             "runtime": numerics(runtime, world), "data": {"train": train.fingerprint(), "val": val.fingerprint()}}
-
-
-def checkpoint_of_run(path: Path, run: dict[str, Any], say: bool = False) -> dict[str, Any] | None:
-    """The checkpoint at `path` when it belongs to this very run, else None (`say`: print why not)."""
-    if not path.is_file():
-        return None
-    state = load_checkpoint(path)
-    if state.get("run") == run:
-        return state
-    if say:
-        print(f"{path}: checkpoint of a different run (params, runtime, data or code changed): starting from step 0")
-    return None
-
-
-def resumable_step(path: Path, run: dict[str, Any]) -> int | None:
-    """The step of the checkpoint at `path` when it belongs to this very run, else None."""
-    state = checkpoint_of_run(path, run)
-    return None if state is None else state["step"]
-
-
-def can_resume(path: Path, run: dict[str, Any]) -> bool:
-    return resumable_step(path, run) is not None
 
 
 def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
@@ -272,28 +235,6 @@ def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
         memory.keep_freed_memory(runtime.keep_freed_memory)
     torch.manual_seed(seed)
     return runtime, resolve_backend(runtime.kernels, runtime.device), dist
-
-
-def open_live(live_dir: Path, resume_at: int | None, main: bool = True):
-    """The dvclive logger of a training stage: a resumed run (resume_at = its checkpoint's step) continues
-    its curves, without the rows logged after that checkpoint; a fresh run starts fresh curves. Processes
-    other than rank 0 (main=False) log nothing: they get a context yielding None."""
-    if not main:
-        return contextlib.nullcontext()
-    if resume_at is None:
-        shutil.rmtree(live_dir, ignore_errors=True)
-    else:
-        trim_live_logs(live_dir, resume_at)
-    return Live(str(live_dir), resume=resume_at is not None, save_dvc_exp=False, dvcyaml=False, report=None)
-
-
-def trim_live_logs(live_dir: Path, step: int) -> None:
-    """Drop dvclive metric rows after `step`: a run killed after its last checkpoint had logged steps that
-    the resumed run logs again (and may have left a row half written)."""
-    for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
-        header, *rows = tsv.read_text().splitlines(keepends=True)
-        whole = [row for row in rows if row.endswith("\n") and row.count("\t") == header.count("\t")]
-        tsv.write_text(header + "".join(row for row in whole if int(row.split("\t", 1)[0]) <= step))
 
 
 def resume_step(path: Path, run: dict[str, Any], model, ema, optimizer, scheduler, say: bool = True) -> int:

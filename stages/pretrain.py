@@ -12,8 +12,8 @@ from srcore.config import CommonConfig, load_params, params_group
 from srcore.distributed import finish_distributed
 from srcore.models import build_generator
 from srcore.stage import run_stage
-from srcore.train import (PatchBank, PretrainSettings, Runtime, open_live, pretrain, resumable_step, run_description,
-                          start_runtime)
+from srcore.runs import open_live, resumable_step
+from srcore.train import PatchBank, PretrainSettings, Runtime, pretrain, run_description, start_runtime
 
 
 def main() -> None:

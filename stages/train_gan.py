@@ -14,7 +14,8 @@ from srcore.distributed import finish_distributed
 from srcore.discriminator import build_discriminator
 from srcore.gan import GanSettings, run_description, train_gan
 from srcore.stage import run_stage
-from srcore.train import PatchBank, Runtime, open_live, resumable_step, start_runtime
+from srcore.runs import open_live, resumable_step
+from srcore.train import PatchBank, Runtime, start_runtime
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from srcore.discriminator import build_discriminator
 from srcore.gan import GanSettings, gan_step, make_losses, run_description, train_gan
 from srcore.models import build_generator
 from srcore.resize import downscale
-from srcore.train import PatchBank, Runtime, can_resume
+from srcore.runs import can_resume
+from srcore.train import PatchBank, Runtime
 
 RUNTIME = Runtime(precision="fp32", channels_last=False, kernels="torch")
 SETTINGS = GanSettings(steps=4, batch_size=2, discriminator_args={"num_feat": 4, "num_dense": 8}, log_every=1,

@@ -9,7 +9,8 @@ import torch
 from srcore.checkpoint import generator_from_checkpoint, load_checkpoint, save_checkpoint
 from srcore.models import build_generator
 from srcore.resize import downscale
-from srcore.train import PatchBank, PretrainSettings, Runtime, can_resume, pretrain, run_description, trim_live_logs
+from srcore.runs import can_resume, trim_live_logs
+from srcore.train import PatchBank, PretrainSettings, Runtime, pretrain, run_description
 
 RUNTIME = Runtime(precision="fp32", channels_last=False, kernels="torch")
 SETTINGS = PretrainSettings(generator="edsr", generator_args={"num_feat": 8, "num_block": 1}, steps=6,
