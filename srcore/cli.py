@@ -4,7 +4,7 @@ upscale images with a model, or export a model.
     srcore eval --model bicubic --data data/benchmark/Set5 --scale 4 [--rgb] [--crop-border N] [--json]
     srcore eval --model models/psnr.pt --data data/benchmark/Set5 --scale 4 [--self-ensemble]
     srcore metrics out/*.png --reference data/benchmark/Set5/HR --scale 4 [--json]
-    srcore upscale photo.jpg photos/ 'scans/*.tif' -o out/ --model models/psnr.pt [--tile 512] [--tile-pad 40]
+    srcore upscale photo.jpg photos/ 'scans/*.tif' -o out/ --model models/psnr.pt [--tile 256] [--tile-pad 40]
                    [--bits 8|16] [--device cpu|cuda] [--precision fp32|bf16] [--overwrite]
     srcore export models/psnr.pt --format safetensors|onnx -o psnr.safetensors
 
@@ -87,8 +87,8 @@ def add_upscale_parser(commands: argparse._SubParsersAction) -> None:
     up.add_argument("-o", "--out", required=True, type=Path, help="folder for the outputs, written as <stem>.png")
     up.add_argument("--model", required=True, type=Path,
                     help="srcore checkpoint or foreign weights (.pth/.pt/.safetensors); its scale is used")
-    up.add_argument("--tile", type=non_negative_int, default=512, metavar="N",
-                    help="LR tile size in pixels; 0 runs each image whole (default 512)")
+    up.add_argument("--tile", type=non_negative_int, default=256, metavar="N",
+                    help="LR tile size in pixels; 0 runs each image whole (default 256)")
     up.add_argument("--tile-pad", type=non_negative_int, default=40, metavar="P",
                     help="LR pixels of context around each tile; tiled = untiled once >= the model's receptive "
                          "radius (default 40: EDSR/SRResNet presets; RRDBNet needs ~15 per block)")

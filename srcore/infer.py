@@ -95,7 +95,7 @@ def run_tiles(fn: TileFn, x: torch.Tensor, scale: int, tile: int, pad: int, plac
         place(slice(scale * y0, scale * y1), slice(scale * x0, scale * x1), core)
 
 
-def upscale_tiled(model: nn.Module, lr: torch.Tensor, scale: int, tile: int = 512, pad: int = 40,
+def upscale_tiled(model: nn.Module, lr: torch.Tensor, scale: int, tile: int = 256, pad: int = 40,
                   device: str = "cpu", precision: str = "fp32") -> torch.Tensor:
     """lr: (3, H, W) in [0, 1] -> SR (3, scale*H, scale*W) float32 in [0, 1], on the CPU.
 
@@ -112,7 +112,7 @@ def upscale_tiled(model: nn.Module, lr: torch.Tensor, scale: int, tile: int = 51
     return out
 
 
-def upscale_image(model: nn.Module, image: Image, scale: int, tile: int = 512, pad: int = 40,
+def upscale_image(model: nn.Module, image: Image, scale: int, tile: int = 256, pad: int = 40,
                   device: str = "cpu", precision: str = "fp32", bit_depth: int | None = None) -> np.ndarray:
     """A decoded image upscaled x`scale`, as PNG samples (sH, sW, C) uint8 (bit_depth 8) or uint16 (16).
 
