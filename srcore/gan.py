@@ -23,8 +23,9 @@ from srcore.discriminator import DISCRIMINATORS
 from srcore.distributed import Dist, check_batch_size, mean_over_ranks, unwrap, wrap
 from srcore.losses import VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss
 from srcore.runs import checkpoint_of_run, code_fingerprint
-from srcore.train import (PatchBank, Runtime, autocast, check_finite_losses, check_finite_weights, log_metrics,
-                          log_validation, make_ema, make_scheduler, numerics, pixel_loss, progress, to_device)
+from srcore.train import (PatchBank, Runtime, autocast, check_finite_losses, check_finite_weights,
+                          divergence_names_step, log_metrics, log_validation, make_ema, make_scheduler, numerics,
+                          pixel_loss, progress, to_device)
 
 
 @dataclass(frozen=True)
@@ -204,11 +205,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, train: PatchBank, 
         batch = train.batch(step, settings.batch_size, settings.augment, dist.part)
         lr, hr = (to_device(t, runtime) for t in batch)
         metrics = mean_over_ranks(gan_step(*nets, opt_g, opt_d, lr, hr, losses, runtime), dist, runtime.device)
-        try:
+        with divergence_names_step("train_gan", step, checkpoint):
             check_finite_losses(metrics)
-        except FloatingPointError as error:
-            raise FloatingPointError(f"train_gan diverged at step {step}: {error}; "
-                                     f"the last good checkpoint is kept: {checkpoint}") from None
         sched_g.step()
         sched_d.step()
         ema.update_parameters(generator)

@@ -12,6 +12,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import h5py
@@ -260,6 +261,16 @@ def check_finite_losses(terms: dict[str, float]) -> None:
         raise FloatingPointError(", ".join(f"{name} = {value:.6g}" for name, value in terms.items()))
 
 
+@contextlib.contextmanager
+def divergence_names_step(where: str, step: int, checkpoint: Path) -> Iterator[None]:
+    """Re-raise the divergence guard's FloatingPointError as `<where> diverged at step N: <terms>; ...`."""
+    try:
+        yield
+    except FloatingPointError as error:
+        raise FloatingPointError(f"{where} diverged at step {step}: {error}; "
+                                 f"the last good checkpoint is kept: {checkpoint}") from None
+
+
 def check_finite_weights(model: nn.Module, step: int, where: str) -> None:
     """Called before a checkpoint is written, so that non-finite weights never replace the last good one."""
     bad = [name for name, tensor in model.state_dict().items()
@@ -294,11 +305,8 @@ def pretrain(model: nn.Module, train: PatchBank, val: PatchBank, settings: Pretr
     for step in bar:
         batch = train.batch(step, settings.batch_size, settings.augment, dist.part)
         lr, hr = (to_device(t, runtime) for t in batch)
-        try:
+        with divergence_names_step("pretrain", step, checkpoint):
             terms = train_step(model, ema, optimizer, loss_fn, lr, hr, runtime, dist=dist, net=net)
-        except FloatingPointError as error:
-            raise FloatingPointError(f"pretrain diverged at step {step}: {error}; "
-                                     f"the last good checkpoint is kept: {checkpoint}") from None
         scheduler.step()
         done = step + 1
         if not dist.main:
