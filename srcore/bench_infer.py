@@ -1,39 +1,20 @@
 """Inference benchmark (`make bench-infer`): output megapixels/s of `srcore.infer.upscale_tiled` per mode.
 
-upscale_tiled runs the model as given, in fp32 NCHW. The other modes wrap the model (`InModeModel`):
-channels_last input, bf16 autocast, torch.compile, so the tiling code itself is the pipeline's. Weights
-are untrained (speed does not depend on them); the input is a random LR image.
+Each mode is upscale_tiled's own precision and memory format (srcore upscale runs fp32 + channels_last by
+default, `--precision bf16` on request; NCHW is the baseline), with freed memory kept or not, and
+torch.compile of the model. Weights are untrained (speed does not depend on them); the input is a random
+LR image.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from srcore import memory
 from srcore.bench import MODES, Mode, interleaved, memory_policy, summary
 from srcore.infer import upscale_tiled
 from srcore.models import build_generator
-from srcore.train import Runtime, autocast
-
-
-class InModeModel(nn.Module):
-    """`model` run in a mode: x (B, 3, h, w) -> (B, 3, sh, sw) float32, whatever the compute precision."""
-
-    def __init__(self, model: nn.Module, mode: Mode):
-        super().__init__()
-        self.model, self.mode = model, mode
-        self.runtime = Runtime(precision=mode.precision, channels_last=mode.channels_last)
-        if mode.channels_last:
-            model.to(memory_format=torch.channels_last)
-        self.run = torch.compile(model) if mode.compile else model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.runtime):
-            return self.run(x).float()
 
 
 @dataclass(frozen=True)
@@ -63,8 +44,10 @@ def bench_upscale(name: str, config: InferConfig, modes: list[Mode], repeats: in
     for mode in modes:
         torch.manual_seed(0)
         model = build_generator(config.generator, scale=4, kernels="torch", **config.args).eval()
-        models[mode.name] = InModeModel(model, mode)
-    calls = {m.name: (lambda m=m: upscale_tiled(models[m.name], lr, 4, config.tile, config.overlap)) for m in modes}
+        models[mode.name] = torch.compile(model) if mode.compile else model
+    calls = {m.name: (lambda m=m: upscale_tiled(models[m.name], lr, 4, config.tile, config.overlap,
+                                                precision=m.precision, channels_last=m.channels_last))
+             for m in modes}
     for mode in modes:  # warm-up; compiles once per tile shape
         memory.keep_freed_memory(mode.keep_memory)
         calls[mode.name]()

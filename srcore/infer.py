@@ -59,20 +59,22 @@ def check_tiling(lr: torch.Tensor, scale: int, tile: int, pad: int, precision: s
         raise ValueError(f"upscale: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
-def model_tile_fn(model: nn.Module, device: str, precision: str) -> TileFn:
+def model_tile_fn(model: nn.Module, device: str, precision: str, channels_last: bool = True) -> TileFn:
     """The generator as a TileFn: (3, h, w) in [0, 1] -> (3, s*h, s*w) float32 clamped to [0, 1], on the CPU.
 
-    Eval mode, no grad, channels_last (EDSR tiles ran 1.5-1.8x faster in it on this CPU); the model itself
-    is moved and set to eval, as Module.to does. precision "bf16" runs the model under bf16 autocast
+    Eval mode, no grad, channels_last unless told otherwise (EDSR tiles ran 1.5-1.8x faster in it on this
+    CPU; NCHW is there for the benchmark's baseline); the model itself is moved and set to eval, as
+    Module.to does. precision "bf16" runs the model under bf16 autocast
     (faster on CPUs with bf16 units; with models/psnr.pt on Set14 coastguard, 11% of the 8-bit output
     pixels changed by 1/255, none by more), "fp32" in fp32.
     """
-    model = model.to(device, memory_format=torch.channels_last).eval()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format).eval()
     device_type = torch.device(device).type
 
     @torch.no_grad()
     def run(x: torch.Tensor) -> torch.Tensor:
-        x = x.float()[None].to(device, memory_format=torch.channels_last)  # (1, 3, h, w)
+        x = x.float()[None].to(device, memory_format=memory_format)  # (1, 3, h, w)
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             y = model(x)
         return y[0].float().clamp(0, 1).contiguous().cpu()
@@ -96,7 +98,7 @@ def run_tiles(fn: TileFn, x: torch.Tensor, scale: int, tile: int, pad: int, plac
 
 
 def upscale_tiled(model: nn.Module, lr: torch.Tensor, scale: int, tile: int = 256, pad: int = 40,
-                  device: str = "cpu", precision: str = "fp32") -> torch.Tensor:
+                  device: str = "cpu", precision: str = "fp32", channels_last: bool = True) -> torch.Tensor:
     """lr: (3, H, W) in [0, 1] -> SR (3, scale*H, scale*W) float32 in [0, 1], on the CPU.
 
     For images whose float output fits in memory; upscale_image is the bounded-memory path. tile=0 runs
@@ -108,7 +110,7 @@ def upscale_tiled(model: nn.Module, lr: torch.Tensor, scale: int, tile: int = 25
     def place(rows: slice, cols: slice, core: torch.Tensor) -> None:
         out[:, rows, cols] = core
 
-    run_tiles(model_tile_fn(model, device, precision), lr, scale, tile, pad, place, "upscale")
+    run_tiles(model_tile_fn(model, device, precision, channels_last), lr, scale, tile, pad, place, "upscale")
     return out
 
 

@@ -161,6 +161,12 @@ def test_bf16_precision_is_close_to_fp32():
         upscale_tiled(model, lr, 2, precision="fp16")
 
 
+def test_nchw_memory_format_gives_the_channels_last_result():
+    model, lr = tiny("edsr"), mid_grey(12, 10)
+    nchw = upscale_tiled(model, lr, 2, tile=5, pad=4, channels_last=False)
+    torch.testing.assert_close(nchw, upscale_tiled(model, lr, 2, tile=5, pad=4), rtol=0, atol=1e-5)
+
+
 def checkpoint(tmp_path: Path, model: torch.nn.Module) -> Path:
     path = tmp_path / "model.pt"
     save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict()})
