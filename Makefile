@@ -28,23 +28,23 @@ test: venv
 bench: venv
 	$(PY) stages/bench.py --out metrics/kernels.json
 
-# CPU benchmarks of the pipeline (scripts, not tests): tables on stdout, JSON under metrics/.
-# BENCH_ARGS=--quick for a short run (a minute or two each); see README, "CPU performance".
+# CPU benchmarks of the pipeline (scripts, not tests; srcore/bench/): tables on stdout, JSON under metrics/.
+# BENCH_ARGS=--quick for a short run (a minute or two each); see docs/performance.md.
 bench-train: venv
-	$(PY) stages/bench_train.py --out metrics/bench_train.json $(BENCH_ARGS)
+	$(PY) -m srcore.bench.train --params params.yaml --out metrics/bench_train.json $(BENCH_ARGS)
 
 bench-infer: venv
-	$(PY) stages/bench_infer.py --out metrics/bench_infer.json $(BENCH_ARGS)
+	$(PY) -m srcore.bench.infer --out metrics/bench_infer.json $(BENCH_ARGS)
 
 # Needs data/prepared/{train,val}.h5 (the prepare stage's outputs): fp32 vs bf16 validation PSNR, tiny EDSR.
 bench-precision: venv
-	$(PY) stages/bench_train.py --psnr-check data/prepared/train.h5 data/prepared/val.h5 \
+	$(PY) -m srcore.bench.precision --params params.yaml --train data/prepared/train.h5 --val data/prepared/val.h5 \
 		--out metrics/bench_precision.json $(BENCH_ARGS)
 
 # Needs data/prepared/train.h5 (the prepare stage's output).
 bench-data: venv
-	$(PY) stages/bench_data.py --train data/prepared/train.h5 --images data/raw/train/T91 data/raw/train/BSDS200 \
-		--out metrics/bench_data.json $(BENCH_ARGS)
+	$(PY) -m srcore.bench.data --params params.yaml --train data/prepared/train.h5 \
+		--images data/raw/train/T91 data/raw/train/BSDS200 --out metrics/bench_data.json $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

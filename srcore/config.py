@@ -1,7 +1,7 @@
-"""Typed, frozen configs from `params.yaml` groups: unknown keys and ill-typed values are errors naming the key.
+"""Reading `params.yaml` into typed, frozen dataclasses: unknown, missing and ill-typed keys are errors naming the key.
 
-Stage scripts turn one params group into one of these dataclasses at the edge; the library then takes plain
-arguments, never a params dict.
+The schemas live in srcore.settings. Stage scripts turn one params group into one of them at the edge; the
+library then takes plain arguments, never a params dict.
 """
 from __future__ import annotations
 
@@ -51,6 +51,15 @@ def load_params(path: str | Path) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of params groups, got {type(params).__name__}")
     return params
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of params `base` with `overrides` applied key by key, recursing into mappings (as `dvc exp run
+    -S group.key=value` edits one key of a group and leaves the rest)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def params_group(params: dict[str, Any], cls: type[T], name: str) -> T:
@@ -127,10 +136,3 @@ def type_name(hint: Any) -> str:
     if origin is not None:
         return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-@dataclasses.dataclass(frozen=True)
-class CommonConfig:
-    """The `common` params group, read by every stage."""
-    seed: int
-    scale: typing.Literal[2, 3, 4]

@@ -36,7 +36,7 @@ class ImageScore:
 
 def bicubic_upscaler(scale: int) -> Upscaler:
     """MATLAB imresize(LR, s) on the uint8 LR, the baseline row of every SR table."""
-    return lambda lr: imresize(lr.double(), float(scale), uint8=True)
+    return lambda lq: imresize(lq.double(), float(scale), uint8=True)
 
 
 def model_upscaler(model: nn.Module, device: str = "cpu", self_ensemble: bool = False) -> Upscaler:
@@ -48,8 +48,8 @@ def model_upscaler(model: nn.Module, device: str = "cpu", self_ensemble: bool = 
     transforms = [(flip, rot) for flip in (False, True) for rot in range(4)] if self_ensemble else [(False, 0)]
 
     @torch.no_grad()
-    def upscale(lr: torch.Tensor) -> torch.Tensor:
-        x = lr.float()[None].to(device)  # (1, 3, h, w)
+    def upscale(lq: torch.Tensor) -> torch.Tensor:
+        x = lq.float()[None].to(device)  # (1, 3, h, w)
         total = 0
         for flip, rot in transforms:
             t = (x.flip(-1) if flip else x).rot90(rot, (-2, -1))

@@ -69,29 +69,42 @@ def checkpoints_mismatch(psnr: dict[str, Any], gan: dict[str, Any]) -> str | Non
     return weights_mismatch(generator_weights(psnr), generator_weights(gan))
 
 
-def alpha_filenames(alphas: list[float]) -> list[str]:
-    """`alpha_{α:.2f}.pt` per alpha, checked: at least one, each in [0, 1], no two sharing a name."""
+def alpha_filenames(alphas: list[float], where: str = "interpolation alphas") -> list[str]:
+    """`alpha_{α:.2f}.pt` per alpha, checked: at least one, each in [0, 1], no two sharing a name. Errors
+    start with `where` (the params key the alphas came from)."""
+    try:
+        return checked_filenames(alphas)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def checked_filenames(alphas: list[float]) -> list[str]:
     if not alphas:
-        raise ValueError("interpolation alphas: expected at least one alpha in [0, 1], got none")
+        raise ValueError("expected at least one alpha in [0, 1], got none")
     names: dict[str, float] = {}
     for alpha in alphas:
         name = f"alpha_{check_alpha(alpha):.2f}.pt"
         if name in names:
-            raise ValueError(f"interpolation alphas {names[name]!r} and {alpha!r} both give the file {name}; "
+            raise ValueError(f"alphas {names[name]!r} and {alpha!r} both give the file {name}; "
                              f"alphas must differ at two decimals")
         names[name] = alpha
     return list(names)
 
 
+def interpolated_models(folder: Path) -> dict[str, Path]:
+    """The models interpolate_checkpoints wrote into `folder`, named "alpha=<a>", in order of alpha."""
+    return {f"alpha={path.stem.removeprefix('alpha_')}": path for path in sorted(Path(folder).glob("alpha_*.pt"))}
+
+
 def interpolate_checkpoints(psnr_path: str | Path, gan_path: str | Path, alphas: list[float],
-                            out_dir: str | Path) -> list[Path]:
+                            out_dir: str | Path, where: str = "interpolation alphas") -> list[Path]:
     """Write `out_dir/alpha_{α:.2f}.pt` per alpha, blending the generator weights of the two checkpoints.
 
-    Uses each checkpoint's EMA weights when present (as `generator_from_checkpoint` does). Refuses with a
+    Uses each checkpoint's EMA weights when present (as `srcore.weights.load_generator` does). Refuses with a
     ValueError naming both files when arch, arch_args, weight keys or a weight shape differ. Other
     alpha_*.pt files in out_dir, left by runs with other alphas, are removed. Returns the paths written.
     """
-    names = alpha_filenames(alphas)
+    names = alpha_filenames(alphas, where)
     psnr, gan = load_checkpoint(psnr_path), load_checkpoint(gan_path)
     mismatch = checkpoints_mismatch(psnr, gan)
     if mismatch:

@@ -1,13 +1,13 @@
-"""GAN-stage losses: VGG19 perceptual, discriminator feature matching, and the adversarial terms.
+"""Training losses: the pixel loss, VGG19 perceptual, discriminator feature matching, and the adversarial terms.
 
-The pixel loss lives in `srcore.train.pixel_loss`. Nothing here downloads anything: the perceptual loss
+Nothing here downloads anything: the perceptual loss
 reads a local torchvision-format VGG19 state dict, and `feature_matching_loss` needs no pretrained weights
 at all (it compares the discriminator's own features), which makes it the default offline perceptual term.
 
 Adversarial losses take raw logits from the discriminator. Detaching is the caller's job, as in
 SRGAN/ESRGAN's training step:
-    D step: real = D(hr), fake = D(G(lr).detach())  -> discriminator_loss(kind, real, fake)
-    G step: real = D(hr).detach(), fake = D(G(lr))  -> generator_loss(kind, real, fake)
+    D step: real = D(hr), fake = D(G(lq).detach())  -> discriminator_loss(kind, real, fake)
+    G step: real = D(hr).detach(), fake = D(G(lq))  -> generator_loss(kind, real, fake)
 so the D loss never reaches G's weights, and RaGAN's G loss (which also reads D(real)) does not push D.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from srcore import ops
-from srcore.checkpoint import safe_load
+from srcore.files import safe_load
 
 # VGG19's `features` in torchvision's layout: ints are 3x3 convs (each followed by a ReLU), "M" a 2x2 max
 # pool, so that torchvision's state-dict keys ("features.<index>.weight") load as they are.
@@ -28,6 +28,14 @@ VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CRITERIA = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+
+def pixel_loss(kind: str) -> nn.Module:
+    """The pixel loss between SR and HR: "l1" (EDSR, ESRGAN) or "mse" (SRResNet)."""
+    losses = {"l1": nn.L1Loss, "mse": nn.MSELoss}
+    if kind not in losses:
+        raise ValueError(f"unknown pixel loss {kind!r}; valid: {', '.join(losses)}")
+    return losses[kind]()
 
 
 def vgg19_features() -> nn.Sequential:
@@ -187,11 +195,11 @@ def adversarial_loss(kind: str):
 
 def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor,
                        backend: str = "torch") -> torch.Tensor:
-    """D's loss, a scalar. real_logits = D(hr), fake_logits = D(G(lr).detach()): (B,) raw logits."""
+    """D's loss, a scalar. real_logits = D(hr), fake_logits = D(G(lq).detach()): (B,) raw logits."""
     return adversarial_loss(kind)(real_logits, fake_logits, "d", backend=backend)
 
 
 def generator_loss(kind: str, real_logits: torch.Tensor | None, fake_logits: torch.Tensor,
                    backend: str = "torch") -> torch.Tensor:
-    """G's loss, a scalar. real_logits = D(hr).detach() (None allowed for vanilla), fake_logits = D(G(lr))."""
+    """G's loss, a scalar. real_logits = D(hr).detach() (None allowed for vanilla), fake_logits = D(G(lq))."""
     return adversarial_loss(kind)(real_logits, fake_logits, "g", backend=backend)

@@ -1,9 +1,10 @@
 """HDF5 files of LR/HR patch pairs for training, written streaming (one image in memory at a time).
 
-A file holds two uint8 datasets, `hr` (N, 3, P, P) and `lr` (N, 3, P/s, P/s), one patch per chunk, plus the
-params that made it as attributes. Every LR patch is `resize.downscale` of its HR patch (MATLAB bicubic on
-the 8-bit grid), so each pair is exactly what the SR protocol would make from that HR crop. The same
-inputs and params give the same file, byte for byte.
+A file holds two uint8 datasets, `hr` (N, 3, P, P) and `lq` (N, 3, P/s, P/s) (the low-resolution input),
+one patch per chunk, plus the params that made it as attributes. Every LQ patch is `resize.downscale` of its
+HR patch (MATLAB bicubic on the 8-bit grid), so each pair is exactly what the SR protocol would make from that
+HR crop. The same inputs and params give the same file, byte for byte. `prepare` makes the pipeline's pair
+of files: training patches and held-out validation tiles.
 """
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ import torch
 from tqdm import tqdm
 
 from srcore.atomic import atomic_path
-from srcore.imageio import ImageReadError, read_image, to_uint8
+from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, to_uint8
 from srcore.resize import downscale
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the low-resolution dataset is `lq` (was `lr`)
 # Fixed format bounds: files do not change with the HDF5 version, and v1.10 objects allow attributes
 # over 64 KiB (long source lists). Objects carry no timestamps (track_times=False).
 LIBVER = ("v110", "v110")
@@ -71,7 +72,7 @@ def check_geometry(scale: int, patch_size: int, stride: int) -> None:
 
 
 def image_patches(path: Path, scale: int, patch_size: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(hr, lr) uint8 batches of one image: (n, 3, P, P) and (n, 3, P/s, P/s), at most BATCH patches each.
+    """(hr, lq) uint8 batches of one image: (n, 3, P, P) and (n, 3, P/s, P/s), at most BATCH patches each.
 
     16-bit sources are rounded to 8 bits first, grey is replicated to RGB, alpha is dropped.
     """
@@ -80,8 +81,8 @@ def image_patches(path: Path, scale: int, patch_size: int, stride: int) -> list[
     batches = []
     for start in range(0, len(corners), BATCH):
         hr = torch.stack([hr8[:, y:y + patch_size, x:x + patch_size] for y, x in corners[start:start + BATCH]])
-        lr = downscale(hr.double() / 255, scale)  # (n, 3, P/s, P/s) on the 8-bit grid
-        batches.append((hr.numpy(), to_uint8(lr).numpy()))
+        lq = downscale(hr.double() / 255, scale)  # (n, 3, P/s, P/s) on the 8-bit grid
+        batches.append((hr.numpy(), to_uint8(lq).numpy()))
     return batches
 
 
@@ -90,7 +91,7 @@ def create_datasets(f: h5py.File, patch_size: int, scale: int) -> tuple[h5py.Dat
         shape = (3, side, side)
         return f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape),
                                 dtype=np.uint8, track_times=False)
-    return make("hr", patch_size), make("lr", patch_size // scale)
+    return make("hr", patch_size), make("lq", patch_size // scale)
 
 
 def append(dataset: h5py.Dataset, batch: np.ndarray) -> None:
@@ -133,7 +134,7 @@ def write_patches(image_paths: list[Path], out: Path, *, scale: int, patch_size:
 def fill(f: h5py.File, image_paths: list[Path], scale: int, patch_size: int, stride: int, label: str,
          workers: int = 1) -> tuple[PatchStats, list[str]]:
     """Append the patches of each image in order; returns the stats and the names of the images used."""
-    hr, lr = create_datasets(f, patch_size, scale)
+    hr, lq = create_datasets(f, patch_size, scale)
     sources, too_small, unreadable = [], [], []
     paths = [Path(p) for p in image_paths]
     crop = functools.partial(read_patches, scale=scale, patch_size=patch_size, stride=stride)
@@ -146,9 +147,9 @@ def fill(f: h5py.File, image_paths: list[Path], scale: int, patch_size: int, str
                 if isinstance(batches, ImageReadError):
                     unreadable.append(f"{source_name(path)} ({batches})")
                     continue
-                for hr_batch, lr_batch in batches:
+                for hr_batch, lq_batch in batches:
                     append(hr, hr_batch)
-                    append(lr, lr_batch)
+                    append(lq, lq_batch)
                 (sources if batches else too_small).append(source_name(path))
     finally:
         torch.set_num_threads(threads)
@@ -230,16 +231,50 @@ def check_patch_file(path: Path, scale: int, patch_size: int | None = None) -> i
         version = f.attrs.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"{path}: patch schema version {version}, expected {SCHEMA_VERSION}; re-run prepare")
-        if not all(isinstance(f.get(name), h5py.Dataset) for name in ("hr", "lr")):
-            raise ValueError(f"{path}: needs datasets 'hr' and 'lr', has {sorted(f)}")
-        hr, lr, file_scale = f["hr"], f["lr"], int(f.attrs.get("scale", 0))
+        if not all(isinstance(f.get(name), h5py.Dataset) for name in ("hr", "lq")):
+            raise ValueError(f"{path}: needs datasets 'hr' and 'lq', has {sorted(f)}")
+        hr, lq, file_scale = f["hr"], f["lq"], int(f.attrs.get("scale", 0))
         if file_scale != scale:
             raise ValueError(f"{path}: patches were made for scale {file_scale}, this run uses scale {scale}")
         p = hr.shape[-1]
-        if (hr.dtype != np.uint8 or lr.dtype != np.uint8 or hr.shape[1:] != (3, p, p)
-                or lr.shape != (hr.shape[0], 3, p // scale, p // scale) or hr.shape[0] == 0):
-            raise ValueError(f"{path}: expected uint8 hr (N, 3, P, P) and lr (N, 3, P/{scale}, P/{scale}) with "
-                             f"N > 0, got hr {hr.dtype} {hr.shape}, lr {lr.dtype} {lr.shape}")
+        if (hr.dtype != np.uint8 or lq.dtype != np.uint8 or hr.shape[1:] != (3, p, p)
+                or lq.shape != (hr.shape[0], 3, p // scale, p // scale) or hr.shape[0] == 0):
+            raise ValueError(f"{path}: expected uint8 hr (N, 3, P, P) and lq (N, 3, P/{scale}, P/{scale}) with "
+                             f"N > 0, got hr {hr.dtype} {hr.shape}, lq {lq.dtype} {lq.shape}")
         if patch_size is not None and p != patch_size:
             raise ValueError(f"{path}: patches are {p}x{p}, expected patch_size {patch_size}")
         return hr.shape[0]
+
+
+def images_under(folder: Path) -> list[Path]:
+    """The images in `folder` and in every folder below it (a training set's subsets, e.g. T91/ and BSDS200/);
+    a FileNotFoundError naming `folder` when it is missing or holds no image at any depth."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist or is not a folder")
+    found = [path for sub in sorted({folder, *(p for p in folder.rglob("*") if p.is_dir())})
+             if any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir()) for path in list_images(sub)]
+    if not found:
+        raise FileNotFoundError(f"no images in {folder} or its subfolders: expected files ending in "
+                                f"{', '.join(IMAGE_SUFFIXES)}")
+    return found
+
+
+def prepare(folders: list[Path], out_train: Path, out_val: Path, *, scale: int, seed: int, patch_size: int,
+            stride: int, val_images: int, val_patch_size: int, workers: int, attrs: dict) -> list[str]:
+    """The `prepare` stage's work: hold out `val_images` whole images of `folders` and their subfolders
+    (split_validation), cut
+    the rest into `patch_size` patches on a `stride` grid (out_train) and the held-out ones into
+    non-overlapping `val_patch_size` tiles (out_val). Both files are renamed into place only once both are
+    written, so a failure leaves the old pair as it was. Returns one summary line per file."""
+    images = [path for folder in folders for path in images_under(folder)]
+    train, val = split_validation(images, val_images, seed)
+    lines = []
+    with atomic_path(out_train) as train_tmp, atomic_path(out_val) as val_tmp:
+        jobs = [(out_train, train_tmp, train, patch_size, stride), (out_val, val_tmp, val, val_patch_size, val_patch_size)]
+        for out, temporary, paths, size, step in jobs:
+            stats = write_patches(paths, temporary, scale=scale, patch_size=size, stride=step, seed=seed,
+                                  attrs=attrs, name=out, workers=workers)
+            lines.append(f"{out}: {stats.patches} patches from {stats.images} images "
+                         f"({len(stats.too_small) + len(stats.unreadable)} skipped)")
+    return lines

@@ -32,7 +32,8 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open
 from torch import nn
 
-from srcore.checkpoint import generator_weights, rebuild_generator, safe_load
+from srcore.checkpoint import check_checkpoint, generator_weights, rebuild_generator
+from srcore.files import safe_load
 from srcore.models import DIV2K_RGB_MEAN
 
 Weights = dict[str, torch.Tensor]
@@ -48,24 +49,31 @@ class Spec:
     layout: str
 
 
-def load_generator(path: str | Path, kernels: str = "torch") -> nn.Module:
-    """The generator a weights file describes, in eval mode, from any layout in this module's docstring.
+def load_generator(path: str | Path, kernels: str = "torch", *, expect_scale: int | None = None,
+                   use_ema: bool = True) -> nn.Module:
+    """The generator a weights file describes, in eval mode, from any layout in this module's docstring:
+    the one way srcore loads a generator (stages, CLI, tests).
 
-    Raises FileNotFoundError for a missing file, ValueError naming the file for anything unreadable,
-    unrecognised, or whose tensors do not fit the architecture they imply.
+    use_ema: of an srcore checkpoint that holds both, the EMA weights (True) or the raw ones. Raises
+    FileNotFoundError for a missing file, ValueError naming the file for anything unreadable, unrecognised,
+    of another scale than `expect_scale`, or whose tensors do not fit the architecture they imply.
     """
-    spec = read_spec(path)
+    spec = read_spec(path, use_ema)
+    scale = spec.arch_args.get("scale")
+    if expect_scale is not None and scale != expect_scale:
+        raise ValueError(f"{path} is a x{scale} model, expected x{expect_scale}")
     return rebuild_generator(spec.arch, spec.arch_args, spec.weights, f"{path} ({spec.layout} weights)", kernels)
 
 
-def read_spec(path: str | Path) -> Spec:
+def read_spec(path: str | Path, use_ema: bool = True) -> Spec:
     """Read `path` safely and work out the generator it holds (see load_generator)."""
     path = Path(path)
     state, metadata = read_safetensors(path) if path.suffix == ".safetensors" else (safe_load(path, "weights"), {})
     if "arch" in metadata:  # srcore's own export
         return Spec(metadata["arch"], json.loads(metadata["arch_args"]), state, "srcore")
     if isinstance(state, dict) and {"arch", "arch_args", "model"} <= state.keys():  # srcore checkpoint
-        return Spec(state["arch"], state["arch_args"], generator_weights(state), "srcore")
+        check_checkpoint(state, path)
+        return Spec(state["arch"], state["arch_args"], generator_weights(state, use_ema), "srcore")
     weights = unwrap(state, path)
     name, convert = detect_layout(weights, path)
     try:

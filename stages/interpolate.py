@@ -6,24 +6,12 @@ Writes one checkpoint per alpha of the `interpolate` params group into --out, as
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 from srcore.config import load_params, params_group
-from srcore.interpolate import alpha_filenames, interpolate_checkpoints
+from srcore.interpolate import interpolate_checkpoints
+from srcore.settings import InterpolateSettings
 from srcore.stage import run_stage
-
-
-@dataclass(frozen=True)
-class InterpolateConfig:
-    """The `interpolate` params group."""
-    alphas: tuple[float, ...]
-
-    def __post_init__(self):
-        try:
-            alpha_filenames(list(self.alphas))  # each in [0, 1], at least one, no two giving one file name
-        except ValueError as error:
-            raise ValueError(f"interpolate.alphas: {error}") from error
 
 
 def main() -> None:
@@ -33,8 +21,9 @@ def main() -> None:
     parser.add_argument("--gan", type=Path, required=True, help="GAN fine-tuned generator checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="folder of alpha_*.pt checkpoints to write")
     args = parser.parse_args()
-    config = params_group(load_params(args.params), InterpolateConfig, "interpolate")
-    for path in interpolate_checkpoints(args.psnr, args.gan, list(config.alphas), args.out):
+    settings = params_group(load_params(args.params), InterpolateSettings, "interpolate")
+    for path in interpolate_checkpoints(args.psnr, args.gan, list(settings.alphas), args.out,
+                                        where="interpolate.alphas"):
         print(f"wrote {path}")
 
 

@@ -1,44 +1,30 @@
 """DVC stage `pretrain`: PSNR-oriented training of a generator on the prepared patches.
 
-Re-running after an interruption resumes from --checkpoint when it belongs to the same params.
+An interrupted run resumes from its state under --runs when re-run with the same params, data and code.
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from srcore.checkpoint import save_generator
-from srcore.config import CommonConfig, load_params, params_group
-from srcore.distributed import finish_distributed
-from srcore.models import build_generator
-from srcore.stage import run_stage
-from srcore.runs import open_live, resumable_step
-from srcore.train import PatchBank, PretrainSettings, Runtime, pretrain, run_description, start_runtime
+from srcore.config import load_params, params_group
+from srcore.data import PatchBank
+from srcore.engine import Loop, fit
+from srcore.imports import code_fingerprint
+from srcore.recipes import data_digests, pretrain
+from srcore.runtime import start_runtime
+from srcore.settings import CommonSettings, PretrainSettings, Runtime
+from srcore.stage import run_stage, training_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", type=Path, required=True)
-    parser.add_argument("--train", type=Path, required=True, help="train.h5 from the prepare stage")
-    parser.add_argument("--val", type=Path, required=True, help="val.h5 from the prepare stage")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="resumable training state")
-    parser.add_argument("--out", type=Path, required=True, help="the trained generator (EMA weights)")
-    parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
-    args = parser.parse_args()
+    args = training_arguments(__doc__).parse_args()
     params = load_params(args.params)
-    common = params_group(params, CommonConfig, "common")
+    common = params_group(params, CommonSettings, "common")
     settings = params_group(params, PretrainSettings, "pretrain")
-    runtime = params_group(params, Runtime, "runtime")
-    runtime, kernels, dist = start_runtime(runtime, common.seed)  # joins torchrun's processes, if any
-    model = build_generator(settings.generator, scale=common.scale, kernels=kernels, **settings.generator_args)
+    runtime, kernels, dist = start_runtime(params_group(params, Runtime, "runtime"), common.seed)  # joins torchrun
     train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
-    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, train, val, runtime, dist.world))
-    with open_live(args.live, resume_at, main=dist.main) as live:
-        ema = pretrain(model, train, val, settings, runtime, scale=common.scale, checkpoint=args.checkpoint,
-                       live=live, dist=dist)
-    if dist.main:
-        save_generator(args.out, ema.module, settings.steps)
-    finish_distributed(dist)
+    recipe = pretrain.build(settings, common, runtime, data=data_digests(train, val), kernels=kernels,
+                            dist=dist, code=code_fingerprint(__file__))
+    fit(recipe, train, val, Loop.of(settings), runtime, scale=common.scale, runs=args.runs, live=args.live,
+        out=args.out, dist=dist)
 
 
 if __name__ == "__main__":

@@ -1,54 +1,42 @@
 """DVC stage `train_gan`: GAN fine-tuning of the PSNR generator against a VGG-style discriminator.
 
-G starts from --init (the pretrain stage's model), D from scratch. Re-running after an interruption resumes
-from --checkpoint when it belongs to the same params, data and initial model.
+G starts from --init (the pretrain stage's model, or any generator file srcore.weights reads), D from
+scratch. An interrupted run resumes from its state under --runs when re-run with the same params, data,
+initial model and code.
 """
 from __future__ import annotations
 
-import argparse
+import hashlib
 from pathlib import Path
 
-from srcore.checkpoint import generator_from_checkpoint, save_generator
-from srcore.config import CommonConfig, load_params, params_group
-from srcore.distributed import finish_distributed
-from srcore.discriminator import build_discriminator
-from srcore.gan import GanSettings, run_description, train_gan
-from srcore.stage import run_stage
-from srcore.runs import open_live, resumable_step
-from srcore.train import PatchBank, Runtime, start_runtime
+from srcore.config import load_params, params_group
+from srcore.data import PatchBank
+from srcore.engine import Loop, fit
+from srcore.imports import code_fingerprint
+from srcore.recipes import data_digests, gan
+from srcore.runtime import start_runtime
+from srcore.settings import CommonSettings, GanSettings, Runtime
+from srcore.stage import run_stage, training_arguments
+from srcore.weights import load_generator
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", type=Path, required=True)
+    parser = training_arguments(__doc__)
     parser.add_argument("--init", type=Path, required=True, help="PSNR-oriented generator to start from")
-    parser.add_argument("--train", type=Path, required=True, help="train.h5 from the prepare stage")
-    parser.add_argument("--val", type=Path, required=True, help="val.h5 from the prepare stage")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="resumable training state")
-    parser.add_argument("--out", type=Path, required=True, help="the GAN generator (EMA weights)")
-    parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
     params = load_params(args.params)
-    common = params_group(params, CommonConfig, "common")
+    common = params_group(params, CommonSettings, "common")
     settings = params_group(params, GanSettings, "gan")
-    runtime = params_group(params, Runtime, "runtime")
-    runtime, kernels, dist = start_runtime(runtime, common.seed)  # joins torchrun's processes, if any
-    generator = generator_from_checkpoint(args.init, kernels=kernels, expect_scale=common.scale)
-    discriminator = build_discriminator("vgg", **settings.discriminator_args)
-    perceptual = "none" if settings.perceptual_weight == 0 else settings.perceptual
+    runtime, kernels, dist = start_runtime(params_group(params, Runtime, "runtime"), common.seed)  # joins torchrun
+    generator = load_generator(args.init, kernels, expect_scale=common.scale)
     if dist.main:
-        print(f"train_gan: perceptual term: {perceptual}"
-              + (f" (VGG19 {dict(settings.vgg_layers)} from {settings.vgg_weights})" if perceptual == "vgg" else "")
-              + f"; adversarial: {settings.adversarial}")
+        print(f"train_gan: {gan.perceptual_name(settings)}")
     train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
-    resume_at = resumable_step(args.checkpoint, run_description(settings, common.scale, args.init, train, val,
-                                                                  runtime, dist.world))
-    with open_live(args.live, resume_at, main=dist.main) as live:
-        ema = train_gan(generator, discriminator, train, val, settings, runtime, scale=common.scale, init=args.init,
-                        checkpoint=args.checkpoint, backend=kernels, live=live, dist=dist)
-    if dist.main:
-        save_generator(args.out, ema.module, settings.steps)
-    finish_distributed(dist)
+    recipe = gan.build(settings, common, runtime, data=data_digests(train, val), generator=generator,
+                       init_digest=hashlib.sha256(args.init.read_bytes()).hexdigest(), kernels=kernels, dist=dist,
+                       code=code_fingerprint(__file__))
+    fit(recipe, train, val, Loop.of(settings), runtime, scale=common.scale, runs=args.runs, live=args.live,
+        out=args.out, dist=dist)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ import yaml
 from PIL import Image
 
 from srcore.checkpoint import save_checkpoint, save_generator
+from srcore.config import load_params, merged
 from srcore.models import build_generator
 from srcore.patches import split_validation, write_patches
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = {
+PARAMS = merged(load_params(ROOT / "params.yaml"), {
     "common": {"seed": 0, "scale": 4},
     "runtime": {"device": "cpu", "precision": "fp32", "channels_last": False, "kernels": "torch", "threads": 0},
     "prepare": {"patch_size": 24, "stride": 24, "val_images": 1, "val_patch_size": 48},
@@ -36,7 +37,7 @@ PARAMS = {
     "gan": {"steps": 2, "batch_size": 2, "discriminator_args": {"num_feat": 4, "num_dense": 8}},
     "interpolate": {"alphas": [0.5]},
     "evaluate": {"datasets": ["Tiny"], "niqe": False, "crop_size": 16},
-}
+})
 
 
 def run_script(monkeypatch, stage: str, *args: object) -> int:
@@ -115,9 +116,9 @@ class Workspace:
         defaults = {
             "prepare": {"train": self.train, "out_train": self.out / "train.h5", "out_val": self.out / "val.h5"},
             "pretrain": {"train": self.root / "train.h5", "val": self.root / "train.h5",
-                         "checkpoint": self.out / "ckpt.pt", "out": self.out / "psnr.pt", "live": self.out / "live"},
+                         "runs": self.out / "runs", "out": self.out / "psnr.pt", "live": self.out / "live"},
             "train_gan": {"init": self.psnr, "train": self.root / "train.h5", "val": self.root / "train.h5",
-                          "checkpoint": self.out / "ckpt.pt", "out": self.out / "gan.pt", "live": self.out / "live"},
+                          "runs": self.out / "runs", "out": self.out / "gan.pt", "live": self.out / "live"},
             "interpolate": {"psnr": self.psnr, "gan": self.gan, "out": self.out / "interp"},
             "evaluate": {"benchmark": self.root / "bench", "model": f"psnr={self.psnr}",
                          "out": self.out / "eval.json", "plots": self.out / "plots"},
@@ -204,13 +205,15 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
      r"interpolate.alphas: .*must be in \[0, 1\].*got 1.5"),
     ("params: alpha below 0", "interpolate", lambda w: w.args("interpolate", w.edited("interpolate", alphas=[-0.2])),
      r"interpolate.alphas: .*got -0.2"),
+    ("params: missing key", "pretrain", lambda w: w.args("pretrain", w.edited("pretrain", steps=None)),
+     r"pretrain: missing key\(s\) steps"),
     ("params: unknown evaluate key", "evaluate", lambda w: w.args("evaluate", w.edited("evaluate", dataset=["Set5"])),
      r"evaluate: unknown key\(s\) dataset; valid: datasets"),
     ("training folder missing", "prepare", lambda w: w.args("prepare", train=w.root / "nowhere"),
      r"image folder \S*nowhere does not exist"),
     ("training folder without images", "prepare",
      lambda w: w.args("prepare", train=folder_of(w, {"notes.txt": lambda p: p.write_text("hi")})),
-     r"no images in \S*bad: expected files ending in .png"),
+     r"no images in \S*bad or its subfolders: expected files ending in .png"),
     ("training folder of only bad files", "prepare", lambda w: w.args("prepare", train=folder_of(w, {
         "corrupt.png": lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "empty.png": lambda p: p.touch(),
         "small.png": lambda p: rgb_png(p, size=20)})),
@@ -223,22 +226,22 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
     ("patch file not HDF5", "pretrain", lambda w: w.args("pretrain", val=write_bytes(w.root / "n.h5", b"text")),
      r"n.h5: not an HDF5 patch file"),
     ("patch file of another schema", "pretrain", lambda w: w.args("pretrain", train=wrong_schema(w)),
-     r"other.h5: patch schema version None, expected 1; re-run prepare"),
+     r"other.h5: patch schema version None, expected 2; re-run prepare"),
     ("patch file of another scale", "train_gan", lambda w: w.args("train_gan", train=w.root / "x2.h5"),
      r"x2.h5: patches were made for scale 2, this run uses scale 4"),
     ("checkpoint missing", "train_gan", lambda w: w.args("train_gan", init=w.root / "missing.pt"),
-     r"checkpoint \S*missing.pt does not exist"),
+     r"weights \S*missing.pt does not exist"),
     ("checkpoint of another scale", "train_gan", lambda w: w.args("train_gan", init=tiny_generator(w.root / "x2.pt", 2)),
-     r"checkpoint \S*x2.pt is a x2 model, expected x4"),
+     r"\S*x2.pt is a x2 model, expected x4"),
     ("checkpoint weights of another architecture", "evaluate", lambda w: w.args("evaluate", model=f"m={wrong_weights(w)}"),
-     r"checkpoint \S*mixed.pt: its weights do not fit the architecture it names: weight keys differ"),
+     r"\S*mixed.pt \(srcore weights\): its weights do not fit the architecture it names: weight keys differ"),
     ("checkpoints of two architectures", "interpolate",
      lambda w: w.args("interpolate", gan=tiny_generator(w.root / "srresnet.pt", arch="srresnet")),
      r"cannot interpolate \S*psnr.pt \(PSNR\) with \S*srresnet.pt \(GAN\): arch differs: 'edsr' vs 'srresnet'"),
     ("checkpoint not a checkpoint", "evaluate", lambda w: w.args("evaluate", model=f"m={not_a_checkpoint(w)}"),
-     r"checkpoint \S*notes.pt could not be read safely: not a complete torch checkpoint file \(IndexError"),
+     r"weights \S*notes.pt could not be read safely: not a complete torch checkpoint file \(IndexError"),
     ("checkpoint truncated", "train_gan", lambda w: w.args("train_gan", init=truncated_checkpoint(w)),
-     r"checkpoint \S*half.pt could not be read safely: not a complete torch checkpoint file \(RuntimeError: "
+     r"weights \S*half.pt could not be read safely: not a complete torch checkpoint file \(RuntimeError: "
      r"PytorchStreamReader failed reading zip archive: failed finding central directory\)$"),
     ("checkpoint of another scale (evaluate)", "evaluate",
      lambda w: w.args("evaluate", model=f"m={tiny_generator(w.root / 'x3.pt', 3)}"), r"x3.pt is a x3 model, expected x4"),
@@ -388,16 +391,17 @@ def malicious_checkpoints(folder: Path, marker: Path) -> list[Path]:
 def test_a_checkpoint_carrying_a_pickled_payload_is_refused_without_running_it(ws: Workspace, monkeypatch, capsys):
     import pickle
 
-    from srcore.checkpoint import generator_from_checkpoint, load_checkpoint
+    from srcore.checkpoint import load_checkpoint
     from srcore.cli import main as srcore_main
+    from srcore.weights import load_generator
 
     marker = ws.root / "PWNED"
     evil = malicious_checkpoints(ws.root, marker)
     pickle.loads(pickle.dumps(Payload(ws.root / "control")))  # the payload is live: plain unpickling runs it
     assert (ws.root / "control").exists()
     for path in evil:
-        for load in (load_checkpoint, generator_from_checkpoint):
-            with pytest.raises(ValueError, match=f"checkpoint {re.escape(str(path))} could not be read safely: "
+        for load, what in ((load_checkpoint, "checkpoint"), (load_generator, "weights")):
+            with pytest.raises(ValueError, match=f"{what} {re.escape(str(path))} could not be read safely: "
                                                  r"torch.load\(weights_only=True\) refused it \(Unsupported "
                                                  r"[^)]+\): it holds pickled code .*nothing in it was run$"):
                 load(path)
@@ -405,7 +409,7 @@ def test_a_checkpoint_carrying_a_pickled_payload_is_refused_without_running_it(w
         assert run_script(monkeypatch, "train_gan", *ws.args("train_gan", init=path)) == 2
         assert srcore_main(["eval", "--model", str(path), "--data", str(ws.root / "bench" / "Tiny"), "--scale", "4"]) == 2
         err = capsys.readouterr().err
-        for prefix in ("evaluate: error: checkpoint", "train_gan: error: checkpoint", "srcore eval: error: weights"):
+        for prefix in ("evaluate: error: weights", "train_gan: error: weights", "srcore eval: error: weights"):
             assert f"{prefix} {path} could not be read safely" in err, prefix
     assert not marker.exists()
     assert sorted(ws.out.rglob("*")) == []

@@ -5,14 +5,18 @@ import pytest
 import torch
 
 from srcore import memory
-from srcore.bench import MODES, format_table, peak_memory_mb
-from srcore.bench_data import bench_loading, bench_prepare, lazy_bank
-from srcore.bench_infer import InferConfig, bench_upscale
-from srcore.bench_train import Config, alloc_micro, bench_config, prelu_micro
+from srcore.bench.common import MODES, format_table, peak_memory_mb
+from srcore.bench.data import bench_loading, bench_prepare, lazy_bank
+from srcore.bench.infer import InferConfig, bench_upscale
+from srcore.bench.micro import alloc_micro, prelu_micro
+from srcore.bench.train import Config, bench_config
+from srcore.config import load_params
+from srcore.data import PatchBank
 from srcore.patches import write_patches
-from srcore.train import PatchBank
 
-T91 = Path(__file__).resolve().parents[1] / "data" / "raw" / "train" / "T91"
+ROOT = Path(__file__).resolve().parents[1]
+T91 = ROOT / "data" / "raw" / "train" / "T91"
+PARAMS = load_params(ROOT / "params.yaml")
 TINY = dict(num_feat=8, num_block=1)
 FAST_MODES = [MODES["fp32"], MODES["bf16+cl+keep"]]
 
@@ -29,7 +33,7 @@ def one_thread():
 
 def test_train_bench_rows_for_pixel_and_gan_steps():
     for config in (Config("edsr", TINY, batch=2, lr_size=8), Config("srresnet", TINY, batch=2, lr_size=8, gan=True)):
-        rows = bench_config("tiny", config, FAST_MODES, repeats=1)
+        rows = bench_config("tiny", config, FAST_MODES, repeats=1, params=PARAMS)
         assert [r["mode"] for r in rows] == ["fp32", "bf16+cl+keep"] and rows[0]["speedup"] == 1.0
         assert all(r["flops_per_step"] > 0 and r["steps_per_s"] > 0 and r["peak_mem_mb"] >= 0 for r in rows)
     assert "tiny" in format_table(rows, [("config", "config"), ("mode", "mode"), ("nothing", "missing")])
@@ -48,7 +52,7 @@ def test_lazy_hdf5_bank_gives_the_in_memory_batches(tmp_path: Path):
     for step in range(3):
         for a, b in zip(memory_bank.batch(step, 5, True), lazy.batch(step, 5, True)):
             assert torch.equal(a, b)
-    rows = bench_loading(out, steps=1, repeats=1, workers=(1,), config=Config("edsr", TINY, batch=2, lr_size=8),
+    rows = bench_loading(out, steps=1, repeats=1, params=PARAMS, workers=(1,), config=Config("edsr", TINY, batch=2, lr_size=8),
                          mode=MODES["fp32"])
     assert [r["source"] for r in rows] == ["in-memory bank", "DataLoader, 1 worker(s)", "training only (no data)"]
     assert rows[0]["patches_per_s_alone"] > 0 and rows[-1]["steps_per_s_training"] > 0

@@ -1,10 +1,21 @@
-"""Params groups become frozen typed configs; every bad key or value is an error that names it."""
+"""Params groups become frozen typed configs; every bad key or value is an error that names it; params.yaml is
+the one place defaults live."""
+import dataclasses
 from dataclasses import FrozenInstanceError, dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from srcore.config import CommonConfig, from_dict, load_params
+from srcore import settings
+from srcore.config import from_dict, load_params, merged, params_group
+from srcore.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {"common": settings.CommonSettings, "runtime": settings.Runtime, "data": settings.DataSettings,
+          "prepare": settings.PrepareSettings,
+          "pretrain": settings.PretrainSettings, "gan": settings.GanSettings,
+          "interpolate": settings.InterpolateSettings, "evaluate": settings.EvaluateSettings}
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,31 @@ def test_bad_values_name_the_key(values, message):
 
 
 def test_common_scale_is_restricted_to_supported_scales():
-    assert from_dict(CommonConfig, {"seed": 0, "scale": 3}, "common").scale == 3
+    assert from_dict(CommonSettings, {"seed": 0, "scale": 3}, "common").scale == 3
     with pytest.raises(ValueError, match=r"common.scale: expected .*got 5"):
-        from_dict(CommonConfig, {"seed": 0, "scale": 5}, "common")
+        from_dict(CommonSettings, {"seed": 0, "scale": 5}, "common")
+
+
+def test_params_yaml_is_the_only_place_defaults_live():
+    """Every group of params.yaml is a schema of srcore.settings with no default of its own, so a key deleted
+    from params.yaml is an error naming it, never a silent other value."""
+    params = load_params(ROOT / "params.yaml")
+    assert set(params) == set(GROUPS)
+    for name, schema in GROUPS.items():
+        assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   for f in dataclasses.fields(schema)), name
+        params_group(params, schema, name)  # parses
+        key = dataclasses.fields(schema)[-1].name
+        without = {**params, name: {k: v for k, v in params[name].items() if k != key}}
+        with pytest.raises(ValueError, match=rf"^{name}: missing key\(s\) {key}$"):
+            params_group(without, schema, name)
+
+
+def test_merged_overrides_keys_and_keeps_the_rest():
+    base = {"pretrain": {"lr": 1.0, "generator_args": {"num_feat": 32, "num_block": 16}}, "common": {"seed": 0}}
+    assert merged(base, {"pretrain": {"generator_args": {"num_feat": 8}}}) == {
+        "pretrain": {"lr": 1.0, "generator_args": {"num_feat": 8, "num_block": 16}}, "common": {"seed": 0}}
+    assert base["pretrain"]["generator_args"]["num_feat"] == 32  # a copy
 
 
 def test_floats_in_exponent_form_are_floats(tmp_path):

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from srcore.checkpoint import generator_from_checkpoint, load_checkpoint, save_checkpoint
+from srcore.checkpoint import load_checkpoint, save_checkpoint
+from srcore.weights import load_generator
 from srcore.interpolate import alpha_filenames, interpolate_checkpoints, interpolate_weights
 from srcore.models import build_generator
 
@@ -53,7 +54,7 @@ def test_interpolated_checkpoint_describes_itself_and_runs(pair, tmp_path):
     state = load_checkpoint(path)
     assert state["arch"] == "edsr" and state["arch_args"]["num_feat"] == 8
     assert state["interpolation"] == {"alpha": 0.25, "psnr": str(psnr_path), "gan": str(gan_path)}
-    model = generator_from_checkpoint(path, expect_scale=2)
+    model = load_generator(path, expect_scale=2)
     with torch.no_grad():
         out = model(torch.rand(1, 3, 6, 5))
     assert out.shape == (1, 3, 12, 10) and torch.isfinite(out).all()

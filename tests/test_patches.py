@@ -55,11 +55,11 @@ def test_grid_count_matches_formula():
 def test_datasets_shapes_dtypes_chunks_and_attrs(patch_file: Path, images: list[Path]):
     expected = sum(len(patch_grid(*read_image(p).rgb.shape[1:], 16, 8)) for p in images)
     with h5py.File(patch_file) as f:
-        hr, lr = f["hr"], f["lr"]
-        assert hr.shape == (expected, 3, 16, 16) and lr.shape == (expected, 3, 4, 4)
-        assert hr.dtype == lr.dtype == np.uint8
-        assert hr.chunks == (1, 3, 16, 16) and lr.chunks == (1, 3, 4, 4)
-        assert hr.maxshape[0] is None and lr.maxshape[0] is None
+        hr, lq = f["hr"], f["lq"]
+        assert hr.shape == (expected, 3, 16, 16) and lq.shape == (expected, 3, 4, 4)
+        assert hr.dtype == lq.dtype == np.uint8
+        assert hr.chunks == (1, 3, 16, 16) and lq.chunks == (1, 3, 4, 4)
+        assert hr.maxshape[0] is None and lq.maxshape[0] is None
         attrs = dict(f.attrs)
     assert attrs["scale"] == 4 and attrs["patch_size"] == 16 and attrs["stride"] == 8 and attrs["seed"] == 3
     assert attrs["schema_version"] == SCHEMA_VERSION and attrs["patches"] == expected
@@ -70,8 +70,8 @@ def test_datasets_shapes_dtypes_chunks_and_attrs(patch_file: Path, images: list[
 
 def test_lr_is_exact_downscale_of_hr_and_hr_is_the_crop(patch_file: Path, images: list[Path]):
     with h5py.File(patch_file) as f:
-        hr, lr = torch.from_numpy(f["hr"][:]), torch.from_numpy(f["lr"][:])
-    assert torch.equal(lr, (downscale(hr.double() / 255, 4) * 255).round().byte())
+        hr, lq = torch.from_numpy(f["hr"][:]), torch.from_numpy(f["lq"][:])
+    assert torch.equal(lq, (downscale(hr.double() / 255, 4) * 255).round().byte())
     first = (read_image(images[0]).rgb * 255).round().byte()
     for i, (y, x) in enumerate(patch_grid(40, 33, 16, 8)):
         assert torch.equal(hr[i], first[:, y:y + 16, x:x + 16])
@@ -92,9 +92,9 @@ def test_real_image_pairs_are_exact(tmp_path: Path):
     out = tmp_path / "real.h5"
     write_patches([T91 / "t1.png"], out, scale=4, patch_size=96, stride=96, seed=0)
     with h5py.File(out) as f:
-        hr, lr = torch.from_numpy(f["hr"][:]), torch.from_numpy(f["lr"][:])
+        hr, lq = torch.from_numpy(f["hr"][:]), torch.from_numpy(f["lq"][:])
     assert len(hr) == len(patch_grid(*read_image(T91 / "t1.png").rgb.shape[1:], 96, 96)) > 0
-    assert torch.equal(lr, (downscale(hr.double() / 255, 4) * 255).round().byte())
+    assert torch.equal(lq, (downscale(hr.double() / 255, 4) * 255).round().byte())
 
 
 def test_same_inputs_give_same_bytes(tmp_path: Path, images: list[Path]):
@@ -140,7 +140,7 @@ def test_failure_midway_leaves_old_file_and_no_temporary(tmp_path: Path, images:
 
     def failing_append(dataset, batch):
         calls.append(dataset.name)
-        if len(calls) > 2:  # after the first batch of hr and lr
+        if len(calls) > 2:  # after the first batch of hr and lq
             raise RuntimeError("disk full")
         real(dataset, batch)
 
@@ -152,13 +152,13 @@ def test_failure_midway_leaves_old_file_and_no_temporary(tmp_path: Path, images:
 
 
 def test_flips_commute_with_downscale_on_the_8bit_grid_but_transposes_do_not(patch_file: Path):
-    """Why training augments with flips only (srcore.train.PatchBank): MATLAB rounds after the row pass,
+    """Why training augments with flips only (srcore.data.PatchBank): MATLAB rounds after the row pass,
     a transpose swaps the passes, and the pair would no longer be the protocol's pair (1 LSB apart)."""
     with h5py.File(patch_file) as f:
-        hr, lr = torch.from_numpy(f["hr"][:]).double() / 255, torch.from_numpy(f["lr"][:]).double() / 255
+        hr, lq = torch.from_numpy(f["hr"][:]).double() / 255, torch.from_numpy(f["lq"][:]).double() / 255
     for dims in ((-1,), (-2,), (-2, -1)):
-        assert torch.equal(downscale(hr.flip(dims), 4), lr.flip(dims))
-    transposed = downscale(hr.transpose(-2, -1), 4) - lr.transpose(-2, -1)
+        assert torch.equal(downscale(hr.flip(dims), 4), lq.flip(dims))
+    transposed = downscale(hr.transpose(-2, -1), 4) - lq.transpose(-2, -1)
     assert transposed.abs().max() * 255 == pytest.approx(1, abs=1e-9)
 
 
@@ -172,7 +172,7 @@ def test_check_patch_file_rejects_wrong_scale_and_schema(tmp_path: Path, patch_f
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["scale"] = 4
         f["hr"] = np.zeros((2, 3, 8, 8), np.uint8)
-    with pytest.raises(ValueError, match=rf"{other.name}.*'hr' and 'lr'"):
+    with pytest.raises(ValueError, match=rf"{other.name}.*'hr' and 'lq'"):
         check_patch_file(other, scale=4)
     with h5py.File(other, "a") as f:
         f.attrs["schema_version"] = SCHEMA_VERSION + 1

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from srcore.checkpoint import generator_from_checkpoint, load_checkpoint
+from srcore.checkpoint import load_checkpoint
+from srcore.weights import load_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = {"T91": ["t1.png", "t2.png", "t3.png"], "BSDS200": ["100075.jpg", "100080.jpg"]}
@@ -91,16 +92,18 @@ def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, 
     assert set(scores["Set5"]["HR"]) == {"niqe"}
     assert abs(scores["Set5"]["bicubic"]["psnr"] - 28.429) < 0.01  # the protocol's baseline, as published
     for path in ("psnr.pt", "gan.pt", "interp/alpha_0.50.pt"):
-        model = generator_from_checkpoint(workspace / "models" / path, expect_scale=4)
+        model = load_generator(workspace / "models" / path, expect_scale=4)
         assert model.name == "edsr" and model.arch_args["num_feat"] == 8
-    state = load_checkpoint(workspace / "models" / "checkpoints" / "pretrain.pt")
-    assert state["step"] == 12 and {"optimizer", "scheduler", "ema", "rng", "run"} <= set(state)
+    (state_file,) = (workspace / ".runs" / "pretrain").glob("*/checkpoint.pt")  # resumable state, not an output
+    state = load_checkpoint(state_file)
+    assert state["step"] == 12 and {"optimizers", "schedulers", "ema", "rng", "run"} <= set(state)
     live = json.loads((workspace / "metrics" / "pretrain" / "metrics.json").read_text())
     assert live["step"] == 12 and "psnr" in live["val"]
     assert (workspace / "metrics" / "pretrain" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
     assert (workspace / "metrics" / "pretrain" / "plots" / "images" / "val" / "sample.png").is_file()
-    gan = load_checkpoint(workspace / "models" / "checkpoints" / "train_gan.pt")
-    assert gan["step"] == 4 and {"discriminator", "optimizer_d", "scheduler_d"} <= set(gan)
+    (gan_file,) = (workspace / ".runs" / "train_gan").glob("*/checkpoint.pt")
+    gan = load_checkpoint(gan_file)
+    assert gan["step"] == 4 and set(gan["networks"]) == set(gan["optimizers"]) - {"generator"} == {"discriminator"}
     for name in ("psnr.png", "ssim.png", "niqe.png", "crops/Set5.png", "perception_distortion/Set5.png"):
         assert (workspace / "plots" / "evaluate" / name).is_file(), name
 
@@ -108,12 +111,14 @@ def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, 
 def test_same_params_and_seed_give_identical_files(workspace: Path, first_run: str, tmp_path: Path):
     """Determinism on CPU: prepare and evaluate, run again from dvc.yaml's commands in a fresh copy (no DVC,
     no cache; the first run's models), give its HDF5 files byte for byte and the same metrics/eval.json.
-    (Training's bit-for-bit reproducibility is tested by the resume tests of test_train and test_gan.)"""
+    (Training's bit-for-bit reproducibility is tested by the resume tests of test_engine and test_gan.)"""
     second = copy_project(tmp_path)
     shutil.copytree(workspace / "models", second / "models")
     stages = yaml.safe_load((second / "dvc.yaml").read_text())["stages"]
     for name in ("prepare", "evaluate"):
-        command = shlex.split(stages[name]["cmd"])
+        params = yaml.safe_load((second / "params.yaml").read_text())
+        cmd = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(params[m.group(1)][m.group(2)]), stages[name]["cmd"])
+        command = shlex.split(cmd)
         assert command[0] == "python", command
         done = subprocess.run([sys.executable, *command[1:]], cwd=second, capture_output=True, text=True,
                               timeout=300)
@@ -133,3 +138,63 @@ def test_params_edits_rerun_only_the_stages_they_affect(workspace: Path, first_r
     assert stages_run(dvc(workspace, "repro", "evaluate")) == {"train_gan", "interpolate", "evaluate"}
     edit_params(workspace, "pretrain", lr=1e-3)
     assert stages_run(dvc(workspace, "repro", "evaluate")) == {"pretrain", "train_gan", "interpolate", "evaluate"}
+
+
+def git(workspace: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"git {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """The tiny project as a user has it: a git repository with DVC, its first commit made."""
+    root = copy_project(tmp_path_factory.mktemp("repo"))
+    for name in (".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, root)
+    git(root, "init", "-q")
+    git(root, "config", "user.email", "test@example.com")
+    git(root, "config", "user.name", "test")
+    dvc(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "tiny project")
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_experiments(repo: Path) -> dict[str, str]:
+    """`dvc exp run` twice (an L1 and an MSE pretrain), as a user compares two settings."""
+    return {name: dvc(repo, "exp", "run", "-n", name, "-S", f"pretrain.loss={loss}")
+            for name, loss in (("tiny-l1", "l1"), ("tiny-mse", "mse"))}
+
+
+def test_applying_an_experiment_that_ran_restores_it_without_training(repo: Path, two_experiments):
+    assert {"pretrain", "train_gan"} <= stages_run(two_experiments["tiny-mse"])  # each experiment trained once
+    dvc(repo, "exp", "apply", "tiny-l1")
+    assert "up to date" in dvc(repo, "status")  # the models came back from the cache, nothing is stale
+    assert stages_run(dvc(repo, "repro")) == set()
+    assert yaml.safe_load((repo / "params.yaml").read_text())["pretrain"]["loss"] == "l1"
+
+
+def test_a_parameter_set_that_already_ran_is_restored_from_the_run_cache(repo: Path, two_experiments):
+    dvc(repo, "exp", "apply", "tiny-l1")  # the workspace holds the L1 run; MSE ran before, as tiny-mse
+    output = dvc(repo, "exp", "run", "-n", "tiny-mse-again", "-S", "pretrain.loss=mse")
+    assert not {"pretrain", "train_gan"} & stages_run(output), output
+    for stage in ("pretrain", "train_gan"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in output, output
+
+
+def test_results_travel_through_a_remote(repo: Path, two_experiments, tmp_path: Path):
+    """dvc push from one clone, dvc pull in a second: the second has every output and runs nothing."""
+    dvc(repo, "exp", "apply", "tiny-l1")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny-l1 results")
+    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    git(repo, "commit", "-qam", "a DVC remote")
+    dvc(repo, "push")
+    second = tmp_path / "second"
+    git(tmp_path, "clone", "-q", str(repo), str(second))
+    dvc(second, "pull")
+    assert "up to date" in dvc(second, "status")
+    assert stages_run(dvc(second, "repro")) == set()
+    assert (second / "models" / "psnr.pt").read_bytes() == (repo / "models" / "psnr.pt").read_bytes()

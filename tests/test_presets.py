@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from srcore.config import CommonConfig, from_dict, parse_yaml
+from srcore.config import from_dict, parse_yaml
 from srcore.models import build_generator
-from srcore.train import PretrainSettings
+from srcore.settings import CommonSettings, PretrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Published sizes at x4: SRGAN's SRResNet, EDSR-baseline, ESRGAN's RRDBNet.
@@ -49,7 +49,7 @@ def test_readme_lists_the_three_published_recipes():
 def test_preset_gives_valid_params_and_the_papers_network(preset: str):
     params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), preset_commands()[preset])
     settings = from_dict(PretrainSettings, params["pretrain"], "pretrain")
-    scale = from_dict(CommonConfig, params["common"], "common").scale
+    scale = from_dict(CommonSettings, params["common"], "common").scale
     with torch.device("meta"):  # shapes only
         model = build_generator(settings.generator, scale=scale, **settings.generator_args)
     count = sum(p.numel() for p in model.parameters())

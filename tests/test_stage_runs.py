@@ -19,20 +19,21 @@ import torch
 import yaml
 
 from srcore.checkpoint import load_checkpoint
+from srcore.config import load_params, merged
 from srcore.distributed import Dist, check_batch_size
 from srcore.models import build_generator
 from srcore.patches import write_patches
 
 ROOT = Path(__file__).resolve().parents[1]
 T91 = ROOT / "data" / "raw" / "train" / "T91"
-PARAMS = {
+PARAMS = merged(load_params(ROOT / "params.yaml"), {
     "common": {"seed": 3, "scale": 2},
     "runtime": {"device": "cpu", "precision": "fp32", "channels_last": False, "kernels": "torch", "threads": 1},
     "pretrain": {"generator": "edsr", "generator_args": {"num_feat": 8, "num_block": 1}, "steps": 60,
                  "batch_size": 4, "log_every": 1, "val_every": 30, "ckpt_every": 4},
     "gan": {"steps": 6, "batch_size": 4, "milestones": [3], "log_every": 1, "val_every": 3, "ckpt_every": 3,
             "discriminator_args": {"num_feat": 4, "spectral_norm": True}},
-}
+})
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
@@ -50,7 +51,7 @@ def stage_command(stage: str, run: Path, patches: Path, params: dict, launcher: 
     (run / "params.yaml").write_text(yaml.safe_dump(params))
     command = [*launcher, str(ROOT / "stages" / f"{stage}.py"), "--params", str(run / "params.yaml"),
                "--train", str(patches / "train.h5"), "--val", str(patches / "val.h5"),
-               "--checkpoint", str(run / f"{stage}.ckpt"), "--out", str(run / f"{stage}.pt"),
+               "--runs", str(run / "runs"), "--out", str(run / f"{stage}.pt"),
                "--live", str(run / "live" / stage)]
     return command + (["--init", str(run / "pretrain.pt")] if stage == "train_gan" else [])
 
@@ -70,6 +71,13 @@ def loss_curve(run: Path, stage: str, name: str) -> list[float]:
 
 def weights(path: Path, key: str = "model") -> dict[str, torch.Tensor]:
     return load_checkpoint(path)[key]
+
+
+def state_file(run: Path, stage: str, name: str = "checkpoint.pt") -> Path:
+    """A file of the one run folder a stage made under run/runs (srcore.runs.RunStore)."""
+    found = list((run / "runs" / stage).glob(f"*/{name}"))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def descendants(pid: int) -> list[int]:
@@ -96,16 +104,17 @@ def kill_at_a_random_step(stage: str, run: Path, patches: Path, params: dict, la
     kill_after = random.Random().choice(steps)
     process = subprocess.Popen(stage_command(stage, run, patches, params, launcher), cwd=run,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    loss_tsv = run / "live" / stage / "plots" / "metrics" / "train" / "loss.tsv"
+    loss_tsvs = run / "runs" / stage  # the run's own logs while it trains (published when it ends)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
-        if loss_tsv.is_file() and len(loss_tsv.read_text().splitlines()) > kill_after:
+        tsv = next(loss_tsvs.glob("*/live/plots/metrics/train/loss.tsv"), None)
+        if tsv is not None and len(tsv.read_text().splitlines()) > kill_after:
             for pid in [process.pid, *descendants(process.pid)]:
                 os.kill(pid, signal.SIGKILL)  # torchrun's workers run in sessions of their own: kill each
             break
         time.sleep(0.005)
     assert process.wait() == -signal.SIGKILL, f"the run ended before it was killed at step {kill_after}"
-    return kill_after, load_checkpoint(run / f"{stage}.ckpt")["step"]
+    return kill_after, load_checkpoint(state_file(run, stage))["step"]
 
 
 def assert_same_weights(a: Path, b: Path, keys: tuple[str, ...] = ("model",), note: object = "") -> None:
@@ -115,7 +124,7 @@ def assert_same_weights(a: Path, b: Path, keys: tuple[str, ...] = ("model",), no
 
 
 def test_sigkill_at_a_random_step_then_rerun_gives_the_uninterrupted_weights(patches: Path, tmp_path: Path):
-    params = {**PARAMS, "pretrain": {**PARAMS["pretrain"], "steps": 120, "val_every": 60, "ckpt_every": 10}}
+    params = merged(PARAMS, {"pretrain": {"steps": 120, "val_every": 60, "ckpt_every": 10}})
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run_stage("pretrain", straight, patches, params)
     kill_after, at_kill = kill_at_a_random_step("pretrain", killed, patches, params, [sys.executable], range(15, 100))
@@ -123,7 +132,7 @@ def test_sigkill_at_a_random_step_then_rerun_gives_the_uninterrupted_weights(pat
     assert not (killed / "pretrain.pt").exists()
     output = run_stage("pretrain", killed, patches, params)
     assert f"resuming from step {at_kill}" in output, (kill_after, output)
-    assert_same_weights(straight / "pretrain.ckpt", killed / "pretrain.ckpt", ("model", "ema"), kill_after)
+    assert_same_weights(state_file(straight, "pretrain"), state_file(killed, "pretrain"), ("model", "ema"), kill_after)
     assert_same_weights(straight / "pretrain.pt", killed / "pretrain.pt")
     curve = loss_curve(killed, "pretrain", "train/loss.tsv")
     assert curve == loss_curve(straight, "pretrain", "train/loss.tsv")  # no step twice, none lost
@@ -169,20 +178,20 @@ def test_two_processes_killed_and_rerun_end_at_the_uninterrupted_weights(one_and
     kill_after, at_kill = kill_at_a_random_step("pretrain", tmp_path, patches, PARAMS, TORCHRUN, range(8, 45))
     output = run_stage("pretrain", tmp_path, patches, launcher=TORCHRUN)
     assert output.count(f"resuming from step {at_kill}") == 1, (kill_after, output)  # said by rank 0 alone
-    assert load_checkpoint(tmp_path / "pretrain.ckpt")["run"]["runtime"]["world"] == 2
-    assert_same_weights(two / "pretrain.ckpt", tmp_path / "pretrain.ckpt", ("model", "ema"), kill_after)
+    assert load_checkpoint(state_file(tmp_path, "pretrain"))["run"]["runtime"]["world"] == 2
+    assert_same_weights(state_file(two, "pretrain"), state_file(tmp_path, "pretrain"), ("model", "ema"), kill_after)
 
 
 def test_a_diverging_stage_stops_with_one_line_naming_the_step_and_keeps_its_checkpoint(patches: Path, tmp_path: Path):
-    params = {**PARAMS, "pretrain": {**PARAMS["pretrain"], "lr": 1e30, "ckpt_every": 1}}  # weights ~1e30 after a step
+    params = merged(PARAMS, {"pretrain": {"lr": 1e30, "ckpt_every": 1}})  # weights ~1e30 after a step
     done = subprocess.run(stage_command("pretrain", tmp_path, patches, params, [sys.executable]), capture_output=True,
                           text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 3, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pretrain: error: pretrain diverged at step 1: train/loss = "), done.stderr
-    assert last.endswith(f"the last good checkpoint is kept: {tmp_path / 'pretrain.ckpt'}")
+    assert last.endswith(f"the last good checkpoint is kept: {state_file(tmp_path, 'pretrain')}")
     assert "Traceback" not in done.stderr
-    assert load_checkpoint(tmp_path / "pretrain.ckpt")["step"] == 1 and not (tmp_path / "pretrain.pt").exists()
+    assert load_checkpoint(state_file(tmp_path, "pretrain"))["step"] == 1 and not (tmp_path / "pretrain.pt").exists()
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():

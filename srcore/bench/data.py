@@ -1,6 +1,9 @@
 """Input-pipeline benchmarks (`make bench-data`): batches per second against what a training step consumes,
 and `prepare` throughput with 1 and 2 worker processes.
 
+    python -m srcore.bench.data --params params.yaml --train data/prepared/train.h5 \
+        --images data/raw/train/T91 data/raw/train/BSDS200 --out metrics/bench_data.json [--quick]
+
 Two batch sources give the same batches (`PatchBank.batch`): the pipeline's in-memory bank indexed in the
 training process, and a DataLoader whose workers read the HDF5 file lazily (each opens it itself). With 2
 cores, workers compete with the training threads, so the comparison that counts is steps/s of training
@@ -8,6 +11,7 @@ fed by each source, measured interleaved.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -18,10 +22,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from srcore import memory
-from srcore.bench import MODES, Mode, interleaved, summary
-from srcore.bench_train import CONFIGS, Config, make_update
+from srcore.bench.common import MODES, Mode, environment, format_table, interleaved, summary, write_json
+from srcore.bench.train import CONFIGS, Config, make_recipe
+from srcore.config import load_params
+from srcore.data import PatchBank
+from srcore.imageio import list_images
 from srcore.patches import write_patches
-from srcore.train import PatchBank
+from srcore.runtime import to_device
 
 
 class H5Rows:
@@ -60,7 +67,7 @@ class Batches(Dataset):
 
 def lazy_bank(path: Path, seed: int = 0) -> PatchBank:
     """A PatchBank over the HDF5 file itself: same batches as PatchBank.from_h5, nothing read up front."""
-    return PatchBank(H5Rows(path, "lr"), H5Rows(path, "hr"), seed)
+    return PatchBank(H5Rows(path, "lq"), H5Rows(path, "hr"), seed)
 
 
 def loader(path: Path, workers: int, steps: int, size: int) -> DataLoader:
@@ -68,13 +75,16 @@ def loader(path: Path, workers: int, steps: int, size: int) -> DataLoader:
                       prefetch_factor=4, persistent_workers=True)
 
 
-def bench_loading(path: Path, steps: int, repeats: int, workers: tuple[int, ...] = (1, 2),
+def bench_loading(path: Path, steps: int, repeats: int, params: dict, workers: tuple[int, ...] = (1, 2),
                   config: Config = CONFIGS["edsr-default"], mode: Mode = MODES["bf16+cl+keep"]) -> list[dict]:
     """patches/s of each source alone, and steps/s of `config`'s training step fed by each source
-    (`steps` steps per timing; the patch file must be x4)."""
+    (`steps` steps per timing; the patch file must be x4; `params`: params.yaml, for the recipe)."""
     bank = PatchBank.from_h5(path, seed=0, scale=4)
     total = steps * repeats * 4 + 8
-    update = make_update(config, mode)
+    recipe, runtime = make_recipe(config, mode, params)
+
+    def update(lq: torch.Tensor, hr: torch.Tensor) -> None:
+        recipe.step(recipe.state, to_device(lq, runtime), to_device(hr, runtime))
     memory.keep_freed_memory(True)
     # The bank alone before any worker exists: once they do, refilling their queues competes for the cores.
     batch_ids = iter(range(total))
@@ -88,8 +98,8 @@ def bench_loading(path: Path, steps: int, repeats: int, workers: tuple[int, ...]
         fetch()
     alone.update(interleaved({name: lambda f=fetch: [f() for _ in range(steps)]
                               for name, fetch in sources.items() if name != "in-memory bank"}, repeats))
-    lr, hr = bank.batch(0, config.batch, True)
-    sources_and_none = {**sources, "training only (no data)": lambda: (lr, hr)}
+    lq, hr = bank.batch(0, config.batch, True)
+    sources_and_none = {**sources, "training only (no data)": lambda: (lq, hr)}
     trained = interleaved({name: lambda f=fetch: [update(*f()) for _ in range(steps)]
                            for name, fetch in sources_and_none.items()}, repeats)
     rows = []
@@ -114,3 +124,31 @@ def bench_prepare(images: list[Path], repeats: int, workers: tuple[int, ...] = (
     base = summary(times[workers[0]])["median_ms"]
     return [{"workers": w, "images": len(images), **summary(t), "images_per_s": round(len(images) / summary(t)["median_ms"] * 1e3, 2),
              "speedup": round(base / summary(t)["median_ms"], 2), "same_bytes": same} for w, t in times.items()]
+
+
+LOAD_COLUMNS = [("source", "batch source"), ("batch", "B"), ("patches_per_s_alone", "patches/s alone"),
+                ("steps_per_s_training", "train steps/s"), ("patches_per_s_consumed", "patches/s consumed")]
+PREPARE_COLUMNS = [("workers", "workers"), ("images", "images"), ("median_ms", "median ms"), ("best_ms", "best ms"),
+                   ("images_per_s", "images/s"), ("speedup", "x 1 worker"), ("same_bytes", "same bytes")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, required=True, help="params.yaml: the recipe's settings")
+    parser.add_argument("--train", type=Path, required=True, help="train.h5 from the prepare stage")
+    parser.add_argument("--images", type=Path, nargs="+", required=True, help="folders of raw training images")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and a 30-image prepare subset")
+    args = parser.parse_args()
+    images = [path for folder in args.images for path in list_images(folder)]
+    start = environment()
+    loading = bench_loading(args.train, steps=4 if args.quick else 8, repeats=3 if args.quick else 5,
+                            params=load_params(args.params))
+    prepare = bench_prepare(images[:30] if args.quick else images, repeats=1 if args.quick else 2)
+    write_json(args.out, {"loading": loading, "prepare": prepare}, start)
+    print(format_table(loading, LOAD_COLUMNS))
+    print(format_table(prepare, PREPARE_COLUMNS))
+
+
+if __name__ == "__main__":
+    main()

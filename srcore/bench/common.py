@@ -1,4 +1,4 @@
-"""CPU benchmarks shared by `make bench-train`, `bench-infer` and `bench-data`: modes, timing, FLOPs, tables.
+"""What the CPU benchmarks share: modes, interleaved timing, FLOPs, peak memory, tables and their JSON.
 
 Timings on a shared 2-core machine are noisy, so variants are measured interleaved (A B C A B C ...) in
 one process and reported as medians (and the best run) of several repeats, next to `os.getloadavg()`.
@@ -7,11 +7,13 @@ A mode is a precision, a memory format, torch.compile or not, and the allocator 
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -154,3 +156,13 @@ def memory_policy(keep_of: dict[str, bool], calls: dict[str, Callable[[], object
             else:
                 memory.trim()
     return before
+
+
+def write_json(out: Path, result: dict, start: dict) -> None:
+    """Write `result` with the environment at its start and now to `out`, and print the environment line."""
+    end = environment()
+    result["environment"] = {"start": start, "end": end}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"load average at start {start['loadavg']}, at end {end['loadavg']}; {start['threads']} threads, "
+          f"torch {start['torch']}, {start['cpu']}")

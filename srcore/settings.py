@@ -1,0 +1,154 @@
+"""The schema of every `params.yaml` group: one frozen dataclass per group, with no defaults of its own.
+
+`params.yaml` is the one place a number lives: a key missing from it is an error naming the key (see
+`srcore.config.from_dict`), never a silent fallback to a different default written here. Stage scripts read
+one group each at the edge (`params_group(params, PretrainSettings, "pretrain")`) and hand plain values to the
+library. Checks that need a network class (generator_args, discriminator_args) live where the network is
+built, in the recipes, so that this module imports nothing but the standard library.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+def require_positive(group: str, settings: object, *names: str) -> None:
+    for name in names:
+        if not getattr(settings, name) > 0:
+            raise ValueError(f"{group}.{name} must be > 0, got {getattr(settings, name)}")
+
+
+def require_decay(group: str, decay: float) -> None:
+    if not 0 <= decay < 1:
+        raise ValueError(f"{group}.ema_decay must be in [0, 1), got {decay}")
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """The `common` group, read by every stage."""
+    seed: int
+    scale: Literal[2, 3, 4]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The `runtime` group: where and how training computes (scores are always computed in fp32)."""
+    device: str                          # cpu | cuda | cuda:N
+    precision: Literal["fp32", "bf16"]   # autocast dtype of training
+    channels_last: bool
+    kernels: Literal["auto", "triton", "torch"]
+    threads: int                         # torch intra-op threads; 0 keeps torch's default
+    keep_freed_memory: bool              # CPU: glibc keeps freed memory for reuse (srcore.memory)
+    # How dvc.yaml starts the training stages (its ${runtime.launcher} template): "python", or e.g.
+    # "torchrun --standalone --nproc_per_node=2". The library never reads it.
+    launcher: str
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The `data` group: where the images are. dvc.yaml passes these paths to the stages (and declares them as
+    dependencies) through its templating; the library never reads this group."""
+    train: str      # a folder of training images, subfolders included
+    benchmark: str  # a folder of benchmark sets, one folder each
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """The `prepare` group; sizes in HR pixels."""
+    patch_size: int
+    stride: int
+    val_images: int       # whole images held out of the training folders for validation
+    val_patch_size: int   # validation tiles, cut on a grid with stride = val_patch_size
+    workers: int          # processes reading and cropping images; the files are the same for any count
+
+    def __post_init__(self):
+        require_positive("prepare", self, "patch_size", "stride", "val_images", "val_patch_size", "workers")
+
+    def check_scale(self, scale: int) -> None:
+        """Each patch size must give whole LR patches at `scale` (common.scale)."""
+        for name in ("patch_size", "val_patch_size"):
+            if getattr(self, name) % scale:
+                raise ValueError(f"prepare.{name}={getattr(self, name)} is not divisible by common.scale={scale}; "
+                                 f"expected a multiple of {scale} (LR patches of a whole number of pixels)")
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """The `pretrain` group: PSNR-oriented training of a generator."""
+    generator: Literal["srresnet", "edsr", "rrdb"]
+    generator_args: dict[str, int | float | bool]  # constructor arguments, checked by the recipe
+    loss: Literal["l1", "mse"]
+    lr: float                                      # learning rate
+    schedule: Literal["cosine", "multistep", "constant"]
+    milestones: tuple[int, ...]                    # multistep: steps at which the learning rate *= gamma
+    gamma: float
+    steps: int
+    batch_size: int
+    ema_decay: float
+    augment: bool
+    log_every: int
+    val_every: int
+    ckpt_every: int
+    extend: bool                                   # start from an earlier run that had fewer steps
+
+    def __post_init__(self):
+        require_positive("pretrain", self, "lr", "steps", "batch_size", "log_every", "val_every", "ckpt_every",
+                         "gamma")
+        require_decay("pretrain", self.ema_decay)
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """The `gan` group: GAN fine-tuning of the PSNR model."""
+    steps: int
+    batch_size: int
+    lr_g: float                                    # learning rates of G and D
+    lr_d: float
+    schedule: Literal["cosine", "multistep", "constant"]
+    milestones: tuple[int, ...]
+    gamma: float
+    pixel_loss: Literal["l1", "mse"]
+    pixel_weight: float
+    perceptual: Literal["feature_matching", "vgg", "none"]
+    perceptual_weight: float
+    vgg_layers: dict[str, float]
+    vgg_weights: str                               # a local torchvision VGG19 state dict (perceptual: vgg)
+    adversarial: Literal["ragan", "vanilla"]
+    adversarial_weight: float
+    discriminator_args: dict[str, int | bool]      # srcore.discriminator.VGGDiscriminator, checked by the recipe
+    ema_decay: float
+    augment: bool
+    log_every: int
+    val_every: int
+    ckpt_every: int
+    extend: bool                                   # start from an earlier run that had fewer steps
+
+    def __post_init__(self):
+        require_positive("gan", self, "steps", "batch_size", "lr_g", "lr_d", "log_every", "val_every", "ckpt_every",
+                         "gamma")
+        for name in ("pixel_weight", "perceptual_weight", "adversarial_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"gan.{name} must be >= 0, got {getattr(self, name)}")
+        require_decay("gan", self.ema_decay)
+        if self.perceptual == "vgg" and not self.vgg_weights:
+            raise ValueError("gan.perceptual is 'vgg' but gan.vgg_weights names no file (nothing is downloaded); "
+                             "give a local torchvision VGG19 state dict or use perceptual: feature_matching")
+
+
+@dataclass(frozen=True)
+class InterpolateSettings:
+    """The `interpolate` group: one blended model per alpha (checked by srcore.interpolate.alpha_filenames)."""
+    alphas: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """The `evaluate` group."""
+    datasets: tuple[str, ...]  # folders of the benchmark folder
+    rgb: bool                  # score PSNR/SSIM on RGB instead of MATLAB's Y
+    niqe: bool
+    self_ensemble: bool        # also score each model with the x8 self-ensemble, as "<name>+"
+    crop_size: int             # side of the side-by-side crops, in HR pixels
+
+    def __post_init__(self):
+        require_positive("evaluate", self, "crop_size")
