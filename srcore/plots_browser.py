@@ -185,7 +185,8 @@ def problems(state: dict, image: Image.Image, events: list[dict]) -> tuple[list[
         lines.append(f"{'ok  ' if ok else 'FAIL'} chart {chart['id']}: {int(chart['width'])}x{int(chart['height'])}"
                      f" px, {ink} coloured pixels")
         if not ok:
-            found.append(f"chart {chart['id']} is blank ({'no marks drawn' if not chart['rendered'] else ink})")
+            why = f"{ink} coloured pixels < {MIN_CURVE_PIXELS}" if chart["rendered"] else "no marks drawn"
+            found.append(f"chart {chart['id']} is blank: {why}")
     for img in state["images"]:
         lines.append(f"{'ok  ' if img['loaded'] else 'FAIL'} image {img['src']}")
         if not img["loaded"]:
