@@ -79,7 +79,7 @@ def build_bundle() -> tuple[str, dict[str, str]]:
     import vl_convert
 
     bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE_MINOR)
-    # vl-convert takes Vega-Lite by minor version; the exact one is what the page's `vegaLite.version` says.
+    # vl-convert takes Vega-Lite by minor version and exposes no patch version (the bundle's string: 5.21.0).
     versions = {"vl-convert-python": VL_CONVERT_PIN, "vega": vl_convert.get_vega_version(),
                 "vega-lite": VEGA_LITE_MINOR, "vega-embed": vl_convert.get_vega_embed_version()}
     return bundle, versions
