@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test bench bench-train bench-infer bench-data bench-precision venv clean-venv
+.PHONY: repro test bench bench-train bench-infer bench-data bench-precision compare plots-check plots-template \
+	venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -45,6 +46,25 @@ bench-precision: venv
 bench-data: venv
 	$(PY) -m srcore.bench.data --params params.yaml --train data/prepared/train.h5 \
 		--images data/raw/train/T91 data/raw/train/BSDS200 --out metrics/bench_data.json $(BENCH_ARGS)
+
+# Key scores of every experiment, one line per benchmark set, within 120 columns (docs/dvc.md).
+# COMPARE_ARGS go to `dvc exp show`: e.g. COMPARE_ARGS=-A for the experiments of every commit.
+compare: venv
+	$(PY) -m srcore.compare $(COMPARE_ARGS)
+
+# `dvc plots $(PLOTS)` rendered in headless Chromium with no network: every chart must draw its curve.
+# Needs Chromium (Debian: apt-get install chromium) and unshare; CI does not run it. Screenshot under dvc_plots/.
+# PLOTS='diff EXP_A EXP_B' checks the page that compares two experiments.
+PLOTS ?= show
+plots-check: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc plots $(PLOTS) -o dvc_plots
+	$(PY) -m srcore.plots_browser dvc_plots/index.html --screenshot dvc_plots/offline.png
+
+# Rebuilds .dvc/plots.html, the committed template that inlines vega, vega-lite and vega-embed for
+# `dvc plots`, from the pinned vl-convert-python (the plots-template extra, ~85 MB installed).
+plots-template: venv
+	$(PY) -m pip install -e '.[plots-template]'
+	$(PY) -m srcore.plots_template --out .dvc/plots.html
 
 clean-venv:
 	rm -rf $(VENV)
