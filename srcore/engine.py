@@ -31,8 +31,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from srcore.checkpoint import save_generator
-from srcore.data import PatchBank
-from srcore.distributed import Dist, finish_distributed
+from srcore.data import PatchBank, TrainingImages
+from srcore.distributed import Dist, elect_writers, finish_distributed, shared_checkpoint
 from srcore.runs import RunStore, open_live, predecessor, publish_live, run_key
 from srcore.runtime import to_device
 from srcore.settings import Runtime
@@ -180,29 +180,40 @@ def divergence_names_step(where: str, step: int, kept: object) -> Iterator[None]
                                  f"the last good checkpoint is kept: {kept}") from None
 
 
-def train(recipe: Recipe, data: PatchBank, val: PatchBank, loop: Loop, runtime: Runtime, *, scale: int,
+def train(recipe: Recipe, data: TrainingImages, val: PatchBank, loop: Loop, runtime: Runtime, *, scale: int,
           store: RunStore, live=None, dist: Dist = Dist()) -> TrainState:
     """Run `recipe` to `loop.steps`, resuming from `store` when it holds a checkpoint of this very run.
 
     Returns the state at the end; its EMA generator is what the run produces. Checkpoints go to `store`
     every ckpt_every steps and at the end; `live` (a dvclive.Live, or None) gets the metrics, learning
-    rates, validation PSNR and a sample image.
+    rates, validation PSNR and a sample image. Under torchrun every process resumes from the furthest
+    checkpoint any of them finds (srcore.distributed.shared_checkpoint), and only writers write.
     """
     state = recipe.state
-    store.restore(state, say=dist.main)
+    restore(state, store, dist)
     logs = Logs(live, tqdm(range(state.step, loop.steps), initial=state.step, total=loop.steps, desc=recipe.name,
-                           disable=None if dist.main else True))
-    for step in logs.bar:
-        batch = data.batch(step, loop.batch_size, loop.augment, dist.part)
-        lq, hr = (to_device(t, runtime) for t in batch)
-        with divergence_names_step(recipe.name, step, store.checkpoint):
-            terms = recipe.step(state, lq, hr)
-        for scheduler in state.schedulers.values():
-            scheduler.step()
-        state.step = done = step + 1
-        if dist.main:
-            after_step(recipe, terms, loop, logs, val, scale, runtime, store)
+                           disable=None if dist.writes else True))
+    batches = data.batches(state.step, loop.steps, loop.batch_size, loop.augment, dist.part)
+    with contextlib.closing(batches):  # stops the loader's workers, however the loop ends
+        for step, batch in zip(logs.bar, batches):
+            lq, hr = (to_device(t, runtime) for t in batch)
+            with divergence_names_step(recipe.name, step, store.checkpoint):
+                terms = recipe.step(state, lq, hr)
+            for scheduler in state.schedulers.values():
+                scheduler.step()
+            state.step = step + 1
+            if dist.writes:
+                after_step(recipe, terms, loop, logs, val, scale, runtime, store)
     return state
+
+
+def restore(state: TrainState, store: RunStore, dist: Dist) -> None:
+    """Load this run's checkpoint into `state`, if any process of the job has one."""
+    checkpoint = shared_checkpoint(store.load(), dist)
+    if checkpoint is not None:
+        state.restore(checkpoint)
+        if dist.writes:
+            print(f"{store.checkpoint}: resuming from step {state.step}")
 
 
 def after_step(recipe: Recipe, terms: dict[str, float], loop: Loop, logs: Logs, val: PatchBank, scale: int,
@@ -229,23 +240,26 @@ def log_metrics(logs: Logs, step: int, metrics: dict[str, float]) -> None:
             logs.live.log_metric(name, value)
 
 
-def fit(recipe: Recipe, data: PatchBank, val: PatchBank, loop: Loop, runtime: Runtime, *, scale: int,
+def fit(recipe: Recipe, data: TrainingImages, val: PatchBank, loop: Loop, runtime: Runtime, *, scale: int,
         runs: Path, live: Path, out: Path, dist: Dist = Dist()) -> TrainState:
     """A training stage's whole run: resume or start `recipe` with its state under `runs` (srcore.runs),
     train to the end, then write the stage's outputs: the EMA generator to `out` and the finished dvclive
-    logs to `live` (nothing of either is touched before the run completes). Rank 0 alone writes.
+    logs to `live` (nothing of either is touched before the run completes). Under torchrun one process per
+    storage writes (srcore.distributed.elect_writers): rank 0, and the first process of any machine with a
+    copy of its own.
 
     With loop.extend, a run that differs from an earlier one only in its number of steps starts from that
     run's latest checkpoint (see `extend_from`) instead of step 0."""
+    dist = elect_writers(dist, runs)
     base = predecessor(runs, recipe.name, recipe.run) if loop.extend else None
     if base is not None:
         recipe = replace(recipe, run={**recipe.run, "extends": run_key(base.run)})
     store = RunStore(runs, recipe.name, recipe.run)
     if base is not None and store.resume_step() is None:
-        extend_from(recipe, base, say=dist.main)
-    with open_live(store, main=dist.main, base=base) as logger:
+        extend_from(recipe, base, say=dist.writes)
+    with open_live(store, main=dist.writes, base=base) as logger:
         state = train(recipe, data, val, loop, runtime, scale=scale, store=store, live=logger, dist=dist)
-    if dist.main:
+    if dist.writes:
         save_generator(out, state.ema.module, loop.steps)
         publish_live(store, live)
     finish_distributed(dist)

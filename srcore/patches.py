@@ -1,10 +1,21 @@
-"""HDF5 files of LR/HR patch pairs for training, written streaming (one image in memory at a time).
+"""HDF5 image files for training: whole HR images (or tiles of them) and their LR, written streaming.
 
-A file holds two uint8 datasets, `hr` (N, 3, P, P) and `lq` (N, 3, P/s, P/s) (the low-resolution input),
-one patch per chunk, plus the params that made it as attributes. Every LQ patch is `resize.downscale` of its
-HR patch (MATLAB bicubic on the 8-bit grid), so each pair is exactly what the SR protocol would make from that
-HR crop. The same inputs and params give the same file, byte for byte. `prepare` makes the pipeline's pair
-of files: training patches and held-out validation tiles.
+Layout (schema 3), N items, each an image or one tile of an image:
+
+    hr/<i>          uint8 (3, H, W)           the image as read (16-bit rounded to 8 bits, grey -> RGB)
+    lq/x<s>/<i>     uint8 (3, H//s, W//s)     its low-resolution input at scale s
+    sizes           int64 (N, 2)              (H, W) of every hr item: readers plan crops without opening N datasets
+
+Every LR image is the protocol's LR of the whole image, `resize.downscale` (MATLAB bicubic of modcrop(HR, s) on
+the 8-bit grid); a tile's LR is the matching crop of its image's LR, at a corner on the LR grid. So any crop at
+LR-aligned corners is exactly what the benchmarks feed a model. Item datasets are chunked in CHUNK x CHUNK
+pixels (all channels per chunk): a random crop reads only the chunks it overlaps. LR lives in one group per scale
+so that LR of other scales for the same HR can be added beside it.
+
+Attributes: schema_version, scale, seed, items, sources (images used), skipped, the params that made the file, and
+`digest`, the sha256 of every item's shapes and bytes in order (`add_to_digest`), computed while writing: a run's
+identity names its data by it instead of hashing the images again. The same inputs give the same file, byte for
+byte, with any number of workers.
 """
 from __future__ import annotations
 
@@ -16,7 +27,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -27,17 +38,20 @@ from srcore.atomic import atomic_path
 from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, to_uint8
 from srcore.resize import downscale
 
-SCHEMA_VERSION = 2  # 2: the low-resolution dataset is `lq` (was `lr`)
+SCHEMA_VERSION = 3  # 3: whole images or tiles with their LR, per item; 2: fixed-size patches in two datasets
 # Fixed format bounds: files do not change with the HDF5 version, and v1.10 objects allow attributes
 # over 64 KiB (long source lists). Objects carry no timestamps (track_times=False).
 LIBVER = ("v110", "v110")
-BATCH = 8  # patches downscaled at once: bounds memory (float64 intermediates); larger is no faster
+# Chunk side in pixels. A 96-px crop reads 4-9 HR chunks of 12 KB; see docs/data.md for 32/64/128.
+CHUNK = 64
+
+Item = tuple[np.ndarray, np.ndarray]  # (hr (3, H, W), lq (3, H//s, W//s)) uint8
 
 
 @dataclass(frozen=True)
-class PatchStats:
-    """What write_patches wrote: patch count, images used, and images skipped (too small / unreadable)."""
-    patches: int
+class ItemStats:
+    """What write_images wrote: items, images used, and images skipped (too small / unreadable)."""
+    items: int
     images: int
     too_small: tuple[str, ...]
     unreadable: tuple[str, ...]
@@ -46,6 +60,14 @@ class PatchStats:
 def source_name(path: Path) -> str:
     """`folder/file` of an image: stable across checkouts, unlike the absolute path."""
     return f"{path.parent.name}/{path.name}"
+
+
+def hr_key(index: int) -> str:
+    return f"hr/{index:06d}"
+
+
+def lq_key(index: int, scale: int) -> str:
+    return f"lq/x{scale}/{index:06d}"
 
 
 def patch_grid(height: int, width: int, patch_size: int, stride: int) -> list[tuple[int, int]]:
@@ -63,109 +85,123 @@ def patch_grid(height: int, width: int, patch_size: int, stride: int) -> list[tu
     return [(y, x) for y in starts(height) for x in starts(width)]
 
 
-def check_geometry(scale: int, patch_size: int, stride: int) -> None:
-    if scale < 1 or patch_size < 1 or stride < 1:
-        raise ValueError(f"scale, patch_size and stride must be >= 1, got {scale}, {patch_size}, {stride}")
-    if patch_size % scale:
-        raise ValueError(f"patch_size={patch_size} HR pixels is not divisible by scale={scale}; "
-                         f"LR patches need a whole number of pixels")
+def check_geometry(scale: int, tile: int, stride: int) -> None:
+    if scale < 1 or tile < 0 or stride < 1:
+        raise ValueError(f"scale and stride must be >= 1 and tile >= 0 (0: whole images), got scale {scale}, "
+                         f"tile {tile}, stride {stride}")
+    for name, size in (("tile", tile), ("stride", stride)):
+        if size % scale:
+            raise ValueError(f"{name}={size} HR pixels is not divisible by scale={scale}; LR tiles need a whole "
+                             f"number of pixels")
 
 
-def image_patches(path: Path, scale: int, patch_size: int, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(hr, lq) uint8 batches of one image: (n, 3, P, P) and (n, 3, P/s, P/s), at most BATCH patches each.
-
-    16-bit sources are rounded to 8 bits first, grey is replicated to RGB, alpha is dropped.
-    """
+def image_items(path: Path, scale: int, tile: int, stride: int) -> list[Item]:
+    """The items of one image: [(hr, lq)] for tile 0 (the whole image), else its tile x tile HR tiles every
+    `stride` pixels on a centred grid of the LR image (corners at multiples of `scale`) with their LR crops.
+    An image smaller than `scale` (or than `tile`) gives none."""
     hr8 = to_uint8(read_image(path).rgb)  # (3, H, W)
-    corners = patch_grid(hr8.shape[1], hr8.shape[2], patch_size, stride)
-    batches = []
-    for start in range(0, len(corners), BATCH):
-        hr = torch.stack([hr8[:, y:y + patch_size, x:x + patch_size] for y, x in corners[start:start + BATCH]])
-        lq = downscale(hr.double() / 255, scale)  # (n, 3, P/s, P/s) on the 8-bit grid
-        batches.append((hr.numpy(), to_uint8(lq).numpy()))
-    return batches
+    if min(hr8.shape[1:]) < max(scale, tile):
+        return []
+    lq = to_uint8(downscale(hr8.double() / 255, scale))  # (3, H//s, W//s), the whole image's protocol LR
+    if tile == 0:
+        return [(hr8.numpy(), lq.numpy())]
+    t = tile // scale
+    return [(hr8[:, scale * y:scale * y + tile, scale * x:scale * x + tile].numpy(), lq[:, y:y + t, x:x + t].numpy())
+            for y, x in patch_grid(lq.shape[1], lq.shape[2], t, stride // scale)]
 
 
-def create_datasets(f: h5py.File, patch_size: int, scale: int) -> tuple[h5py.Dataset, h5py.Dataset]:
-    def make(name: str, side: int) -> h5py.Dataset:
-        shape = (3, side, side)
-        return f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape),
-                                dtype=np.uint8, track_times=False)
-    return make("hr", patch_size), make("lq", patch_size // scale)
+def add_to_digest(digest: "hashlib._Hash", hr: np.ndarray, lq: np.ndarray) -> None:
+    """Feed one item (its shapes and bytes) to `digest`: the file's `digest` attribute is this over its items."""
+    for array in (hr, lq):
+        digest.update(str(tuple(int(d) for d in array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
 
 
-def append(dataset: h5py.Dataset, batch: np.ndarray) -> None:
-    end = dataset.shape[0]
-    dataset.resize(end + batch.shape[0], axis=0)
-    dataset[end:] = batch
+def content_digest(items: Iterable[Item]) -> str:
+    """sha256 of (hr, lq) uint8 items in order, as write_images stores it."""
+    digest = hashlib.sha256()
+    for hr, lq in items:
+        add_to_digest(digest, np.asarray(hr), np.asarray(lq))
+    return digest.hexdigest()
 
 
-def write_patches(image_paths: list[Path], out: Path, *, scale: int, patch_size: int, stride: int,
-                  seed: int, attrs: dict | None = None, name: Path | None = None, workers: int = 1
-                  ) -> PatchStats:
-    """Crop every image on a `stride` grid of `patch_size` HR patches and write the pairs to `out` (HDF5).
+def write_item(f: h5py.File, index: int, hr: np.ndarray, lq: np.ndarray, scale: int, chunk: int = CHUNK) -> None:
+    for key, array in ((hr_key(index), hr), (lq_key(index, scale), lq)):
+        chunks = (array.shape[0], min(chunk, array.shape[1]), min(chunk, array.shape[2]))
+        f.create_dataset(key, data=array, chunks=chunks, track_times=False)
 
-    Images too small for one patch and unreadable files (ImageReadError) are skipped and listed in one
-    warning: a training folder with a stray bad file still trains. Zero patches in all is a ValueError.
-    `seed` and `attrs` (str, int, float, bool or sequences of them) are stored as file attributes. The
-    file is written atomically (srcore.atomic), so `out` is either the whole new file or untouched. `name`
-    is the file that messages name (default `out`), for a caller that writes to a temporary `out` itself.
-    `workers` > 1 reads and crops images in that many processes while this one writes them in input order,
-    so the file is the same for any worker count; at most 2 x workers images' patches are in memory at a time.
+
+def write_images(image_paths: list[Path], out: Path, *, scale: int, seed: int, tile: int = 0,
+                 stride: int | None = None, attrs: dict | None = None, name: Path | None = None, workers: int = 1, chunk: int = CHUNK
+                 ) -> ItemStats:
+    """Write the items of every image (`image_items`: whole images, or tiles when tile > 0, every `stride`
+    pixels, default `tile`) to `out` (HDF5).
+
+    Images too small and unreadable files (ImageReadError) are skipped and listed in one warning: a
+    training folder with a stray bad file still trains. Zero items in all is a ValueError. `seed` and
+    `attrs` (str, int, float, bool or sequences of them) are stored as file attributes. The file is written
+    atomically (srcore.atomic), so `out` is either the whole new file or untouched. `name` is the file that
+    messages name (default `out`), for a caller that writes to a temporary `out` itself. `workers` > 1 reads
+    and resizes images in that many processes while this one writes them in input order, so the file is the
+    same for any worker count; at most 2 x workers images' items are in memory at a time. `chunk`: the
+    chunk side in pixels (the benchmarks compare others).
     """
     if workers < 1:
-        raise ValueError(f"write_patches: workers must be >= 1, got {workers}")
-    check_geometry(scale, patch_size, stride)
+        raise ValueError(f"write_images: workers must be >= 1, got {workers}")
+    stride = stride or tile or scale
+    check_geometry(scale, tile, stride)
     out = Path(out)
     name = out if name is None else Path(name)
     with atomic_path(out) as temporary:
         with h5py.File(temporary, "w", libver=LIBVER) as f:
-            stats, sources = fill(f, image_paths, scale, patch_size, stride, name.name, workers)
-            store_attrs(f, {"schema_version": SCHEMA_VERSION, "scale": scale, "patch_size": patch_size,
-                            "stride": stride, "seed": seed, "patches": stats.patches, "sources": sources,
-                            "skipped": stats.too_small + stats.unreadable}, attrs or {})
-        warn_skipped(stats, patch_size)
-        if stats.patches == 0:
-            raise ValueError(f"no patches of {patch_size}x{patch_size} from {len(image_paths)} image(s) for "
-                             f"{name}: too small {list(stats.too_small)}, unreadable {list(stats.unreadable)}")
+            stats, sources, digest = fill(f, image_paths, scale, (tile, stride), name.name, workers, chunk)
+            store_attrs(f, {"schema_version": SCHEMA_VERSION, "scale": scale, "tile": tile, "stride": stride, "seed": seed,
+                            "items": stats.items, "sources": sources, "skipped": stats.too_small + stats.unreadable,
+                            "digest": digest}, attrs or {})
+        warn_skipped(stats, max(scale, tile))
+        if stats.items == 0:
+            raise ValueError(f"no images of at least {max(scale, tile)}x{max(scale, tile)} pixels among "
+                             f"{len(image_paths)} for {name}: too small {list(stats.too_small)}, "
+                             f"unreadable {list(stats.unreadable)}")
     return stats
 
 
-def fill(f: h5py.File, image_paths: list[Path], scale: int, patch_size: int, stride: int, label: str,
-         workers: int = 1) -> tuple[PatchStats, list[str]]:
-    """Append the patches of each image in order; returns the stats and the names of the images used."""
-    hr, lq = create_datasets(f, patch_size, scale)
-    sources, too_small, unreadable = [], [], []
+def fill(f: h5py.File, image_paths: list[Path], scale: int, tiles: tuple[int, int], label: str, workers: int = 1,
+         chunk: int = CHUNK) -> tuple[ItemStats, list[str], str]:
+    """Write the items of each image in order, then the sizes table; returns stats, images used, digest."""
+    sources, too_small, unreadable, sizes = [], [], [], []
+    digest = hashlib.sha256()
     paths = [Path(p) for p in image_paths]
-    crop = functools.partial(read_patches, scale=scale, patch_size=patch_size, stride=stride)
+    items_of = functools.partial(read_items, scale=scale, tile=tiles[0], stride=tiles[1])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-            results = in_order(pool, crop, paths, 2 * workers) if pool else map(crop, paths)
-            for path, batches in tqdm(zip(paths, results), total=len(paths), desc=f"patches -> {label}", unit="img"):
-                if isinstance(batches, ImageReadError):
-                    unreadable.append(f"{source_name(path)} ({batches})")
+            results = in_order(pool, items_of, paths, 2 * workers) if pool else map(items_of, paths)
+            for path, items in tqdm(zip(paths, results), total=len(paths), desc=f"images -> {label}", unit="img"):
+                if isinstance(items, ImageReadError):
+                    unreadable.append(f"{source_name(path)} ({items})")
                     continue
-                for hr_batch, lq_batch in batches:
-                    append(hr, hr_batch)
-                    append(lq, lq_batch)
-                (sources if batches else too_small).append(source_name(path))
+                for hr, lq in items:
+                    write_item(f, len(sizes), hr, lq, scale, chunk)
+                    add_to_digest(digest, hr, lq)
+                    sizes.append(hr.shape[1:])
+                (sources if items else too_small).append(source_name(path))
     finally:
         torch.set_num_threads(threads)
-    return PatchStats(hr.shape[0], len(sources), tuple(too_small), tuple(unreadable)), sources
+    f.create_dataset("sizes", data=np.array(sizes, dtype=np.int64).reshape(-1, 2), track_times=False)
+    return ItemStats(len(sizes), len(sources), tuple(too_small), tuple(unreadable)), sources, digest.hexdigest()
 
 
-def read_patches(path: Path, scale: int, patch_size: int, stride: int
-                 ) -> list[tuple[np.ndarray, np.ndarray]] | ImageReadError:
-    """`image_patches`, or the ImageReadError of an unreadable file (returned: it crosses processes).
+def read_items(path: Path, scale: int, tile: int, stride: int) -> list[Item] | ImageReadError:
+    """`image_items`, or the ImageReadError of an unreadable file (returned: it crosses processes).
 
     One torch thread: the ops are small, and on the shared 2-core machine torch's 2 threads took 11-118 s
     for the default set (waiting for a core another job held) against 12-14 s with one thread.
     """
     torch.set_num_threads(1)
     try:
-        return image_patches(path, scale, patch_size, stride)
+        return image_items(path, scale, tile, stride)
     except ImageReadError as error:
         return error
 
@@ -184,22 +220,22 @@ def in_order(pool: ProcessPoolExecutor, fn, items: list, window: int) -> Iterato
 def store_attrs(f: h5py.File, own: dict, extra: dict) -> None:
     clash = sorted(set(own) & set(extra))
     if clash:
-        raise ValueError(f"attrs {clash} would overwrite attributes write_patches sets itself")
+        raise ValueError(f"attrs {clash} would overwrite attributes write_images sets itself")
     for key, value in {**own, **extra}.items():
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             value = np.array(value, dtype=h5py.string_dtype())  # also gives empty lists a type
         f.attrs[key] = value
 
 
-def warn_skipped(stats: PatchStats, patch_size: int) -> None:
+def warn_skipped(stats: ItemStats, side: int) -> None:
     parts = []
     if stats.too_small:
-        parts.append(f"smaller than {patch_size}x{patch_size}: {', '.join(stats.too_small)}")
+        parts.append(f"smaller than {side}x{side}: {', '.join(stats.too_small)}")
     if stats.unreadable:
         parts.append(f"unreadable: {'; '.join(stats.unreadable)}")
     if parts:
         count = len(stats.too_small) + len(stats.unreadable)
-        warnings.warn(f"skipped {count} image(s) with no patches; " + " | ".join(parts), stacklevel=3)
+        warnings.warn(f"skipped {count} image(s) with no items; " + " | ".join(parts), stacklevel=3)
 
 
 def split_validation(paths: list[Path], n_val: int, seed: int) -> tuple[list[Path], list[Path]]:
@@ -218,32 +254,43 @@ def split_validation(paths: list[Path], n_val: int, seed: int) -> tuple[list[Pat
     return [p for p in paths if p not in val], [p for p in paths if p in val]
 
 
-def check_patch_file(path: Path, scale: int, patch_size: int | None = None) -> int:
-    """Raise ValueError naming `path` unless it is a patch file of this schema for `scale` (and
-    `patch_size`, when given). Returns the number of patches."""
+@dataclass(frozen=True)
+class ImageFile:
+    """What a reader needs of a checked image file: HR sizes (N, 2) of its items, its scale and digest."""
+    path: Path
+    scale: int
+    sizes: np.ndarray
+    digest: str
+
+    def nbytes(self) -> int:
+        """Bytes of all HR and LR pixels: what holding the file's items in memory takes."""
+        h, w = self.sizes[:, 0], self.sizes[:, 1]
+        return int(3 * (h * w + (h // self.scale) * (w // self.scale)).sum())
+
+
+def check_image_file(path: Path, scale: int) -> ImageFile:
+    """The sizes and digest of an image file of this schema with LR at `scale`; else a ValueError naming `path`
+    (FileNotFoundError when it does not exist). Reads the sizes table and attributes only."""
     try:
         f = h5py.File(path, "r")
     except OSError as error:
         if not Path(path).exists():
-            raise FileNotFoundError(f"no patch file at {path}") from error
-        raise ValueError(f"{path}: not an HDF5 patch file ({error})") from error
+            raise FileNotFoundError(f"no image file at {path}") from error
+        raise ValueError(f"{path}: not an HDF5 image file ({error})") from error
     with f:
         version = f.attrs.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ValueError(f"{path}: patch schema version {version}, expected {SCHEMA_VERSION}; re-run prepare")
-        if not all(isinstance(f.get(name), h5py.Dataset) for name in ("hr", "lq")):
-            raise ValueError(f"{path}: needs datasets 'hr' and 'lq', has {sorted(f)}")
-        hr, lq, file_scale = f["hr"], f["lq"], int(f.attrs.get("scale", 0))
-        if file_scale != scale:
-            raise ValueError(f"{path}: patches were made for scale {file_scale}, this run uses scale {scale}")
-        p = hr.shape[-1]
-        if (hr.dtype != np.uint8 or lq.dtype != np.uint8 or hr.shape[1:] != (3, p, p)
-                or lq.shape != (hr.shape[0], 3, p // scale, p // scale) or hr.shape[0] == 0):
-            raise ValueError(f"{path}: expected uint8 hr (N, 3, P, P) and lq (N, 3, P/{scale}, P/{scale}) with "
-                             f"N > 0, got hr {hr.dtype} {hr.shape}, lq {lq.dtype} {lq.shape}")
-        if patch_size is not None and p != patch_size:
-            raise ValueError(f"{path}: patches are {p}x{p}, expected patch_size {patch_size}")
-        return hr.shape[0]
+            raise ValueError(f"{path}: image file schema version {version}, expected {SCHEMA_VERSION}; re-run prepare")
+        if not (isinstance(f.get("hr"), h5py.Group) and isinstance(f.get(f"lq/x{scale}"), h5py.Group)):
+            made_for = f.attrs.get("scale")
+            raise ValueError(f"{path}: has no LR images for scale {scale} (made for scale {made_for}); expected "
+                             f"groups 'hr' and 'lq/x{scale}', has {sorted(f)}")
+        sizes = f.get("sizes")
+        count = len(f["hr"])
+        if not isinstance(sizes, h5py.Dataset) or sizes.shape != (count, 2) or count == 0:
+            raise ValueError(f"{path}: expected a 'sizes' table (N, 2) for its N > 0 hr items, found "
+                             f"{None if sizes is None else sizes.shape} for {count}")
+        return ImageFile(Path(path), scale, sizes[:].astype(np.int64), str(f.attrs["digest"]))
 
 
 def images_under(folder: Path) -> list[Path]:
@@ -260,21 +307,19 @@ def images_under(folder: Path) -> list[Path]:
     return found
 
 
-def prepare(folders: list[Path], out_train: Path, out_val: Path, *, scale: int, seed: int, patch_size: int,
-            stride: int, val_images: int, val_patch_size: int, workers: int, attrs: dict) -> list[str]:
+def prepare(folders: list[Path], out_train: Path, out_val: Path, *, scale: int, seed: int, val_images: int,
+            val_patch_size: int, workers: int, attrs: dict) -> list[str]:
     """The `prepare` stage's work: hold out `val_images` whole images of `folders` and their subfolders
-    (split_validation), cut
-    the rest into `patch_size` patches on a `stride` grid (out_train) and the held-out ones into
-    non-overlapping `val_patch_size` tiles (out_val). Both files are renamed into place only once both are
-    written, so a failure leaves the old pair as it was. Returns one summary line per file."""
+    (split_validation), write the rest whole to out_train (training crops them at random) and the held-out
+    ones as non-overlapping `val_patch_size` tiles to out_val. Both files are renamed into place only once
+    both are written, so a failure leaves the old pair as it was. Returns one summary line per file."""
     images = [path for folder in folders for path in images_under(folder)]
     train, val = split_validation(images, val_images, seed)
     lines = []
     with atomic_path(out_train) as train_tmp, atomic_path(out_val) as val_tmp:
-        jobs = [(out_train, train_tmp, train, patch_size, stride), (out_val, val_tmp, val, val_patch_size, val_patch_size)]
-        for out, temporary, paths, size, step in jobs:
-            stats = write_patches(paths, temporary, scale=scale, patch_size=size, stride=step, seed=seed,
-                                  attrs=attrs, name=out, workers=workers)
-            lines.append(f"{out}: {stats.patches} patches from {stats.images} images "
-                         f"({len(stats.too_small) + len(stats.unreadable)} skipped)")
+        for out, temporary, paths, tile in ((out_train, train_tmp, train, 0), (out_val, val_tmp, val, val_patch_size)):
+            stats = write_images(paths, temporary, scale=scale, seed=seed, tile=tile, attrs=attrs, name=out,
+                                 workers=workers)
+            what = f"{stats.items} tiles of {tile}x{tile} from {stats.images} images" if tile else f"{stats.items} images"
+            lines.append(f"{out}: {what} ({len(stats.too_small) + len(stats.unreadable)} skipped)")
     return lines

@@ -59,15 +59,6 @@ class RunStore:
         state = self.load()
         return None if state is None else state["step"]
 
-    def restore(self, state, say: bool = True) -> None:
-        """Load the checkpoint of this run into `state` (a TrainState), if there is one."""
-        checkpoint = self.load()
-        if checkpoint is None:
-            return
-        state.restore(checkpoint)
-        if say:
-            print(f"{self.checkpoint}: resuming from step {state.step}")
-
     def save(self, checkpoint: dict[str, Any]) -> None:
         save_checkpoint(self.checkpoint, checkpoint)
         # An index for `predecessor`, which must not load every checkpoint to read its identity.

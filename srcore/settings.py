@@ -18,6 +18,14 @@ def require_positive(group: str, settings: object, *names: str) -> None:
             raise ValueError(f"{group}.{name} must be > 0, got {getattr(settings, name)}")
 
 
+def require_multiple_of_scale(group: str, settings: object, scale: int, *names: str) -> None:
+    """Sizes in HR pixels must give whole LR pixels at `scale` (common.scale)."""
+    for name in names:
+        if getattr(settings, name) % scale:
+            raise ValueError(f"{group}.{name}={getattr(settings, name)} is not divisible by common.scale={scale}; "
+                             f"expected a multiple of {scale} (LR patches of a whole number of pixels)")
+
+
 def require_decay(group: str, decay: float) -> None:
     if not 0 <= decay < 1:
         raise ValueError(f"{group}.ema_decay must be in [0, 1), got {decay}")
@@ -42,6 +50,14 @@ class Runtime:
     # How dvc.yaml starts the training stages (its ${runtime.launcher} template): "python", or e.g.
     # "torchrun --standalone --nproc_per_node=2". The library never reads it.
     launcher: str
+    # Where training batches are cropped from (srcore.data): every image in memory, or read crop by crop from
+    # the HDF5 file by `loader_workers` processes; auto: memory when the file fits in half the available memory.
+    # The batches are the same either way, so a run resumes across a change of source.
+    data_source: Literal["auto", "memory", "lazy"]
+    loader_workers: int
+
+    def __post_init__(self):
+        require_positive("runtime", self, "loader_workers")
 
 
 @dataclass(frozen=True)
@@ -54,22 +70,16 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    """The `prepare` group; sizes in HR pixels."""
-    patch_size: int
-    stride: int
+    """The `prepare` group; sizes in HR pixels. Training images are stored whole (training crops them)."""
     val_images: int       # whole images held out of the training folders for validation
-    val_patch_size: int   # validation tiles, cut on a grid with stride = val_patch_size
-    workers: int          # processes reading and cropping images; the files are the same for any count
+    val_patch_size: int   # validation tiles, cut on a non-overlapping grid
+    workers: int          # processes reading and resizing images; the files are the same for any count
 
     def __post_init__(self):
-        require_positive("prepare", self, "patch_size", "stride", "val_images", "val_patch_size", "workers")
+        require_positive("prepare", self, "val_images", "val_patch_size", "workers")
 
     def check_scale(self, scale: int) -> None:
-        """Each patch size must give whole LR patches at `scale` (common.scale)."""
-        for name in ("patch_size", "val_patch_size"):
-            if getattr(self, name) % scale:
-                raise ValueError(f"prepare.{name}={getattr(self, name)} is not divisible by common.scale={scale}; "
-                                 f"expected a multiple of {scale} (LR patches of a whole number of pixels)")
+        require_multiple_of_scale("prepare", self, scale, "val_patch_size")
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class PretrainSettings:
     gamma: float
     steps: int
     batch_size: int
+    patch_size: int                                # HR side of the random crops trained on
     ema_decay: float
     augment: bool
     log_every: int
@@ -92,9 +103,12 @@ class PretrainSettings:
     extend: bool                                   # start from an earlier run that had fewer steps
 
     def __post_init__(self):
-        require_positive("pretrain", self, "lr", "steps", "batch_size", "log_every", "val_every", "ckpt_every",
-                         "gamma")
+        require_positive("pretrain", self, "lr", "steps", "batch_size", "patch_size", "log_every", "val_every",
+                         "ckpt_every", "gamma")
         require_decay("pretrain", self.ema_decay)
+
+    def check_scale(self, scale: int) -> None:
+        require_multiple_of_scale("pretrain", self, scale, "patch_size")
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class GanSettings:
     """The `gan` group: GAN fine-tuning of the PSNR model."""
     steps: int
     batch_size: int
+    patch_size: int                                # HR side of the random crops trained on
     lr_g: float                                    # learning rates of G and D
     lr_d: float
     schedule: Literal["cosine", "multistep", "constant"]
@@ -124,8 +139,8 @@ class GanSettings:
     extend: bool                                   # start from an earlier run that had fewer steps
 
     def __post_init__(self):
-        require_positive("gan", self, "steps", "batch_size", "lr_g", "lr_d", "log_every", "val_every", "ckpt_every",
-                         "gamma")
+        require_positive("gan", self, "steps", "batch_size", "patch_size", "lr_g", "lr_d", "log_every", "val_every",
+                         "ckpt_every", "gamma")
         for name in ("pixel_weight", "perceptual_weight", "adversarial_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"gan.{name} must be >= 0, got {getattr(self, name)}")
@@ -133,6 +148,9 @@ class GanSettings:
         if self.perceptual == "vgg" and not self.vgg_weights:
             raise ValueError("gan.perceptual is 'vgg' but gan.vgg_weights names no file (nothing is downloaded); "
                              "give a local torchvision VGG19 state dict or use perceptual: feature_matching")
+
+    def check_scale(self, scale: int) -> None:
+        require_multiple_of_scale("gan", self, scale, "patch_size")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""DVC stage `prepare`: training images -> HDF5 patch pairs (train.h5) and held-out whole images (val.h5).
+"""DVC stage `prepare`: training images -> HDF5 of whole images and their LR (train.h5), validation tiles (val.h5).
 
-The validation images are a seeded hold-out of the training folders, never the benchmark sets. Their
-file holds non-overlapping `val_patch_size` tiles (centred grid), bigger than training patches so PSNR
-during training is measured on more context.
+Training crops the images of train.h5 at random (srcore.data). The validation images are a seeded hold-out of
+the training folders, never the benchmark sets. Their file holds non-overlapping `val_patch_size` tiles (centred
+grid), bigger than training crops so PSNR during training is measured on more context.
 """
 from __future__ import annotations
 

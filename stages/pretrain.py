@@ -1,11 +1,11 @@
-"""DVC stage `pretrain`: PSNR-oriented training of a generator on the prepared patches.
+"""DVC stage `pretrain`: PSNR-oriented training of a generator on random crops of the prepared images.
 
 An interrupted run resumes from its state under --runs when re-run with the same params, data and code.
 """
 from __future__ import annotations
 
 from srcore.config import load_params, params_group
-from srcore.data import PatchBank
+from srcore.data import PatchBank, open_training_images
 from srcore.engine import Loop, fit
 from srcore.imports import code_fingerprint
 from srcore.recipes import data_digests, pretrain
@@ -19,8 +19,13 @@ def main() -> None:
     params = load_params(args.params)
     common = params_group(params, CommonSettings, "common")
     settings = params_group(params, PretrainSettings, "pretrain")
+    settings.check_scale(common.scale)
     runtime, kernels, dist = start_runtime(params_group(params, Runtime, "runtime"), common.seed)  # joins torchrun
-    train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
+    train = open_training_images(args.train, common.scale, settings.patch_size, common.seed, runtime.data_source,
+                                 runtime.loader_workers, copies=dist.local_world)
+    val = PatchBank.from_h5(args.val, common.scale)
+    if dist.main:
+        print(f"pretrain: training data {args.train}: {train.describe()}")
     recipe = pretrain.build(settings, common, runtime, data=data_digests(train, val), kernels=kernels,
                             dist=dist, code=code_fingerprint(__file__))
     fit(recipe, train, val, Loop.of(settings), runtime, scale=common.scale, runs=args.runs, live=args.live,

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 from srcore.config import load_params, params_group
-from srcore.data import PatchBank
+from srcore.data import PatchBank, open_training_images
 from srcore.engine import Loop, fit
 from srcore.imports import code_fingerprint
 from srcore.recipes import data_digests, gan
@@ -27,11 +27,16 @@ def main() -> None:
     params = load_params(args.params)
     common = params_group(params, CommonSettings, "common")
     settings = params_group(params, GanSettings, "gan")
+    settings.check_scale(common.scale)
     runtime, kernels, dist = start_runtime(params_group(params, Runtime, "runtime"), common.seed)  # joins torchrun
     generator = load_generator(args.init, kernels, expect_scale=common.scale)
     if dist.main:
         print(f"train_gan: {gan.perceptual_name(settings)}")
-    train, val = (PatchBank.from_h5(path, common.seed, common.scale) for path in (args.train, args.val))
+    train = open_training_images(args.train, common.scale, settings.patch_size, common.seed, runtime.data_source,
+                                 runtime.loader_workers, copies=dist.local_world)
+    val = PatchBank.from_h5(args.val, common.scale)
+    if dist.main:
+        print(f"train_gan: training data {args.train}: {train.describe()}")
     recipe = gan.build(settings, common, runtime, data=data_digests(train, val), generator=generator,
                        init_digest=hashlib.sha256(args.init.read_bytes()).hexdigest(), kernels=kernels, dist=dist,
                        code=code_fingerprint(__file__))

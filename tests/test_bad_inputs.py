@@ -26,15 +26,15 @@ from PIL import Image
 from srcore.checkpoint import save_checkpoint, save_generator
 from srcore.config import load_params, merged
 from srcore.models import build_generator
-from srcore.patches import split_validation, write_patches
+from srcore.patches import split_validation, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = merged(load_params(ROOT / "params.yaml"), {
     "common": {"seed": 0, "scale": 4},
     "runtime": {"device": "cpu", "precision": "fp32", "channels_last": False, "kernels": "torch", "threads": 0},
-    "prepare": {"patch_size": 24, "stride": 24, "val_images": 1, "val_patch_size": 48},
-    "pretrain": {"generator_args": {"num_feat": 4, "num_block": 1}, "steps": 2, "batch_size": 2},
-    "gan": {"steps": 2, "batch_size": 2, "discriminator_args": {"num_feat": 4, "num_dense": 8}},
+    "prepare": {"val_images": 1, "val_patch_size": 48},
+    "pretrain": {"generator_args": {"num_feat": 4, "num_block": 1}, "steps": 2, "batch_size": 2, "patch_size": 24},
+    "gan": {"steps": 2, "batch_size": 2, "patch_size": 24, "discriminator_args": {"num_feat": 4, "num_dense": 8}},
     "interpolate": {"alphas": [0.5]},
     "evaluate": {"datasets": ["Tiny"], "niqe": False, "crop_size": 16},
 })
@@ -93,8 +93,8 @@ class Workspace:
             rgb_png(root / "bench" / "Tiny" / f"hr{i}.png", size=32, seed=10 + i)
         self.params(PARAMS)
         images = sorted(self.train.iterdir())
-        write_patches(images, root / "train.h5", scale=4, patch_size=24, stride=24, seed=0)
-        write_patches(images, root / "x2.h5", scale=2, patch_size=24, stride=24, seed=0)
+        write_images(images, root / "train.h5", scale=4, seed=0)  # three 48x48 images: also tiles of one size
+        write_images(images, root / "x2.h5", scale=2, seed=0)
         self.psnr, self.gan = tiny_generator(root / "psnr.pt"), tiny_generator(root / "gan.pt", seed=1)
 
     def params(self, params: dict, name: str = "params.yaml") -> Path:
@@ -178,18 +178,26 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
     ("params: missing group", "prepare", lambda w: w.args("prepare", w.without("prepare")),
      r"params: no group 'prepare'"),
     ("params: unknown key", "prepare", lambda w: w.args("prepare", w.edited("prepare", patchsize=24)),
-     r"prepare: unknown key\(s\) patchsize; valid: patch_size, stride"),
-    ("params: wrong type", "prepare", lambda w: w.args("prepare", w.edited("prepare", patch_size="24")),
-     r"prepare.patch_size: expected int, got '24'"),
+     r"prepare: unknown key\(s\) patchsize; valid: val_images, val_patch_size"),
+    ("params: wrong type", "prepare", lambda w: w.args("prepare", w.edited("prepare", val_patch_size="48")),
+     r"prepare.val_patch_size: expected int, got '48'"),
     ("params: scale 5", "prepare", lambda w: w.args("prepare", w.edited("common", scale=5)),
      r"common.scale: expected one of 2, 3, 4, got 5"),
-    ("params: patch size not divisible by scale", "prepare",
-     lambda w: w.args("prepare", w.edited("prepare", patch_size=26)),
-     r"prepare.patch_size=26 is not divisible by common.scale=4; expected a multiple of 4"),
+    ("params: patch size not divisible by scale", "pretrain",
+     lambda w: w.args("pretrain", w.edited("pretrain", patch_size=26)),
+     r"pretrain.patch_size=26 is not divisible by common.scale=4; expected a multiple of 4"),
+    ("params: GAN patch size not divisible by scale", "train_gan",
+     lambda w: w.args("train_gan", w.edited("gan", patch_size=30)), r"gan.patch_size=30 is not divisible"),
     ("params: val patch size not divisible by scale", "prepare",
      lambda w: w.args("prepare", w.edited("prepare", val_patch_size=50)), r"prepare.val_patch_size=50 is not divisible"),
-    ("params: negative stride", "prepare", lambda w: w.args("prepare", w.edited("prepare", stride=-24)),
-     r"prepare.stride must be > 0, got -24"),
+    ("params: negative patch size", "train_gan", lambda w: w.args("train_gan", w.edited("gan", patch_size=-24)),
+     r"gan.patch_size must be > 0, got -24"),
+    ("params: unknown data source", "pretrain", lambda w: w.args("pretrain", w.edited("runtime", data_source="disk")),
+     r"runtime.data_source: expected one of 'auto', 'memory', 'lazy', got 'disk'"),
+    ("params: no loader worker", "pretrain", lambda w: w.args("pretrain", w.edited("runtime", loader_workers=0)),
+     r"runtime.loader_workers must be > 0, got 0"),
+    ("params: crops larger than every image", "pretrain", lambda w: w.args("pretrain", w.edited("pretrain", patch_size=52)),
+     r"train.h5: patch_size=52 at scale 4: no image holds a crop of 13 LR pixels: the largest LR image is \(12, 12\)"),
     ("params: negative learning rate", "pretrain", lambda w: w.args("pretrain", w.edited("pretrain", lr=-1e-4)),
      r"pretrain.lr must be > 0, got -0.0001"),
     ("params: zero GAN learning rate", "train_gan", lambda w: w.args("train_gan", w.edited("gan", lr_d=0)),
@@ -216,19 +224,19 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
      r"no images in \S*bad or its subfolders: expected files ending in .png"),
     ("training folder of only bad files", "prepare", lambda w: w.args("prepare", train=folder_of(w, {
         "corrupt.png": lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "empty.png": lambda p: p.touch(),
-        "small.png": lambda p: rgb_png(p, size=20)})),
-     r"no patches of 24x24 from 2 image\(s\) for \S*train.h5"),
+        "small.png": lambda p: rgb_png(p, size=3)})),
+     r"no images of at least 4x4 pixels among 2 for \S*train.h5"),
     ("validation image smaller than val_patch_size", "prepare",
      lambda w: w.args("prepare", w.edited("prepare", val_patch_size=96)),
-     r"no patches of 96x96 from 1 image\(s\) for \S*val.h5: too small \['train/good"),
-    ("patch file missing", "pretrain", lambda w: w.args("pretrain", train=w.root / "missing.h5"),
-     r"no patch file at \S*missing.h5"),
-    ("patch file not HDF5", "pretrain", lambda w: w.args("pretrain", val=write_bytes(w.root / "n.h5", b"text")),
-     r"n.h5: not an HDF5 patch file"),
-    ("patch file of another schema", "pretrain", lambda w: w.args("pretrain", train=wrong_schema(w)),
-     r"other.h5: patch schema version None, expected 2; re-run prepare"),
-    ("patch file of another scale", "train_gan", lambda w: w.args("train_gan", train=w.root / "x2.h5"),
-     r"x2.h5: patches were made for scale 2, this run uses scale 4"),
+     r"no images of at least 96x96 pixels among 1 for \S*val.h5: too small \['train/good"),
+    ("image file missing", "pretrain", lambda w: w.args("pretrain", train=w.root / "missing.h5"),
+     r"no image file at \S*missing.h5"),
+    ("image file not HDF5", "pretrain", lambda w: w.args("pretrain", val=write_bytes(w.root / "n.h5", b"text")),
+     r"n.h5: not an HDF5 image file"),
+    ("image file of another schema", "pretrain", lambda w: w.args("pretrain", train=wrong_schema(w)),
+     r"other.h5: image file schema version None, expected 3; re-run prepare"),
+    ("image file of another scale", "train_gan", lambda w: w.args("train_gan", train=w.root / "x2.h5"),
+     r"x2.h5: has no LR images for scale 4 \(made for scale 2\)"),
     ("checkpoint missing", "train_gan", lambda w: w.args("train_gan", init=w.root / "missing.pt"),
      r"weights \S*missing.pt does not exist"),
     ("checkpoint of another scale", "train_gan", lambda w: w.args("train_gan", init=tiny_generator(w.root / "x2.pt", 2)),
@@ -271,18 +279,17 @@ def seed_holding_out(images: list[Path], name: str) -> int:
     return next(seed for seed in range(1000) if split_validation(images, 1, seed)[1][0].name == name)
 
 
-def sources_and_patches(path: Path) -> dict[str, np.ndarray]:
-    """{folder/file: its HR patches (n, 3, P, P)}, in the order the file holds them."""
+def sources_and_items(path: Path) -> dict[str, list[np.ndarray]]:
+    """{folder/file: its HR items (3, H, W)}, in the order the file holds them (every image gives as many)."""
     with h5py.File(path, "r") as f:
-        sources, hr = [str(s) for s in f.attrs["sources"]], f["hr"][:]
+        sources, hr = [str(s) for s in f.attrs["sources"]], [f["hr"][key][:] for key in sorted(f["hr"])]
     per_image = len(hr) // len(sources)
     return {s: hr[i * per_image:(i + 1) * per_image] for i, s in enumerate(sources)}
 
 
-def grid_crops(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) -> (n, 3, size, size), the non-overlapping patches row-major (H, W multiples of size)."""
-    return np.stack([rgb[y:y + size, x:x + size].transpose(2, 0, 1)
-                     for y in range(0, rgb.shape[0], size) for x in range(0, rgb.shape[1], size)])
+def planes(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (3, H, W)."""
+    return rgb.transpose(2, 0, 1)
 
 
 BAD_FILES: dict[str, Callable[[Path], object]] = {
@@ -305,17 +312,17 @@ def test_bad_images_among_good_ones_are_skipped_by_name_and_the_run_goes_on(ws: 
     with pytest.warns(UserWarning) as warned:
         assert run_script(monkeypatch, "prepare", *ws.args("prepare", params)) == 0
     message = " ".join(str(w.message) for w in warned)
-    assert "smaller than 24x24: train/one_by_one.png, train/small.png" in message
+    assert "smaller than 4x4: train/one_by_one.png |" in message
     for name in ("corrupt.png", "truncated.png", "empty.png", "notes.jpg"):
         assert f"train/{name} (" in message and str(ws.train / name) in message, name
     assert "bomb.png: 10000x10000 = 100000000 pixels is more than MAX_PIXELS" in message  # refused, not decoded
-    train = sources_and_patches(ws.out / "train.h5")
-    assert list(train) == ["train/good0.png", "train/good1.png"]
-    for i in range(2):
-        expected = grid_crops(np.asarray(Image.open(ws.train / f"good{i}.png")), 24)
-        assert np.array_equal(train[f"train/good{i}.png"], expected)
-    assert list(sources_and_patches(ws.out / "val.h5")) == ["train/good2.png"]
-    assert "train.h5: 8 patches from 2 images (7 skipped)" in capsys.readouterr().out
+    train = sources_and_items(ws.out / "train.h5")
+    assert list(train) == ["train/good0.png", "train/good1.png", "train/small.png"]  # small: whole, still an image
+    for name in ("good0.png", "good1.png", "small.png"):
+        (item,) = train[f"train/{name}"]
+        assert np.array_equal(item, planes(np.asarray(Image.open(ws.train / name))))
+    assert list(sources_and_items(ws.out / "val.h5")) == ["train/good2.png"]
+    assert "train.h5: 3 images (6 skipped)" in capsys.readouterr().out
 
 
 def pixel_mode_images(folder: Path) -> dict[str, np.ndarray]:
@@ -346,11 +353,11 @@ def test_every_pixel_mode_is_read_as_the_rgb_it_holds(ws: Workspace, monkeypatch
     seed = seed_holding_out(sorted(folder.iterdir()), "cmyk.tif")
     params = ws.params({**PARAMS, "common": {"seed": seed, "scale": 4}}, "seeded.yaml")
     assert run_script(monkeypatch, "prepare", *ws.args("prepare", params, train=folder)) == 0
-    train, val = sources_and_patches(ws.out / "train.h5"), sources_and_patches(ws.out / "val.h5")
+    train, val = sources_and_items(ws.out / "train.h5"), sources_and_items(ws.out / "val.h5")
     assert sorted(train) == sorted(f"modes/{n}" for n in expected if n != "cmyk.tif")
-    for name, rgb in expected.items():
-        patches, size = (val, 48) if name == "cmyk.tif" else (train, 24)
-        assert np.array_equal(patches[f"modes/{name}"], grid_crops(rgb, size)), name
+    for name, rgb in expected.items():  # training images whole; the validation image is one 48x48 tile
+        (item,) = (val if name == "cmyk.tif" else train)[f"modes/{name}"]
+        assert np.array_equal(item, planes(rgb)), name
 
 
 @pytest.mark.filterwarnings("ignore:skipped .* image")
@@ -358,9 +365,8 @@ def test_a_failed_prepare_leaves_the_previous_pair_of_files_untouched(ws: Worksp
     assert run_script(monkeypatch, "prepare", *ws.args("prepare")) == 0
     before = {p.name: p.read_bytes() for p in ws.out.iterdir()}
     assert sorted(before) == ["train.h5", "val.h5"]
-    # train.h5 is written in full, then val.h5 has no patch: neither file may change.
-    assert run_script(monkeypatch, "prepare", *ws.args("prepare", ws.edited("prepare", patch_size=12,
-                                                                             val_patch_size=96))) == 2
+    # train.h5 is written in full, then val.h5 has no tile: neither file may change.
+    assert run_script(monkeypatch, "prepare", *ws.args("prepare", ws.edited("prepare", val_patch_size=96))) == 2
     assert "val.h5" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in ws.out.iterdir()} == before
 

@@ -6,13 +6,12 @@ import torch
 
 from srcore import memory
 from srcore.bench.common import MODES, format_table, peak_memory_mb
-from srcore.bench.data import bench_loading, bench_prepare, lazy_bank
+from srcore.bench.data import LAYOUTS, bench_layouts, bench_loading, bench_prepare
 from srcore.bench.infer import InferConfig, bench_upscale
 from srcore.bench.micro import alloc_micro, prelu_micro
 from srcore.bench.train import Config, bench_config
 from srcore.config import load_params
-from srcore.data import PatchBank
-from srcore.patches import write_patches
+from srcore.patches import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 T91 = ROOT / "data" / "raw" / "train" / "T91"
@@ -45,17 +44,17 @@ def test_microbenchmarks_and_memory_policy_run():
     assert peak_memory_mb(lambda: torch.ones(64, 2**20, dtype=torch.uint8)) > 32  # a 64 MB tensor, touched
 
 
-def test_lazy_hdf5_bank_gives_the_in_memory_batches(tmp_path: Path):
+def test_loading_and_layout_benchmarks_run(tmp_path: Path):
     out = tmp_path / "train.h5"
-    write_patches(sorted(T91.glob("*.png"))[:2], out, scale=4, patch_size=32, stride=32, seed=0)
-    memory_bank, lazy = PatchBank.from_h5(out, seed=3, scale=4), lazy_bank(out, seed=3)
-    for step in range(3):
-        for a, b in zip(memory_bank.batch(step, 5, True), lazy.batch(step, 5, True)):
-            assert torch.equal(a, b)
+    write_images(sorted(T91.glob("*.png"))[:2], out, scale=4, seed=0)
     rows = bench_loading(out, steps=1, repeats=1, params=PARAMS, workers=(1,), config=Config("edsr", TINY, batch=2, lr_size=8),
                          mode=MODES["fp32"])
-    assert [r["source"] for r in rows] == ["in-memory bank", "DataLoader, 1 worker(s)", "training only (no data)"]
+    assert [r["source"] for r in rows] == ["in-memory", "lazy, 1 worker(s)", "training only (no data)"]
     assert rows[0]["patches_per_s_alone"] > 0 and rows[-1]["steps_per_s_training"] > 0
+    rows = bench_layouts(sorted((ROOT / "data" / "raw" / "train" / "BSDS200").glob("*.jpg"))[:2], batches=1, repeats=1)
+    assert [r["layout"] for r in rows] == [name for name, _, _ in LAYOUTS]
+    assert rows[0]["hr_mpixels"] == rows[1]["hr_mpixels"] < rows[-1]["hr_mpixels"]  # sub-images overlap
+    assert all(r["crops_per_s"] > 0 and r["file_mb"] > 0 for r in rows)
 
 
 def test_prepare_and_infer_benchmarks_run(tmp_path: Path):

@@ -13,7 +13,7 @@ import torch
 
 from srcore.checkpoint import load_checkpoint
 from srcore.config import load_params, merged, params_group
-from srcore.data import PatchBank
+from srcore.data import PatchBank, TrainingImages
 from srcore.engine import Loop, TrainState, adam, fit, train
 from srcore.recipes import data_digests, pretrain
 from srcore.resize import downscale
@@ -31,26 +31,34 @@ RUNTIME = params_group(PARAMS, Runtime, "runtime")
 SETTINGS = params_group(PARAMS, PretrainSettings, "pretrain")
 
 
-def tiny_bank(seed: int = 0, n: int = 6) -> PatchBank:
+def tiny_images(seed: int = 0, n: int = 6, cls: type = TrainingImages, nudge: bool = False) -> TrainingImages:
+    """n random 24x20 images and their x2 LR, trained on in random 16-px crops (nudge: one pixel one level up)."""
     gen = torch.Generator().manual_seed(seed)
-    hr = torch.randint(0, 256, (n, 3, 16, 16), generator=gen, dtype=torch.uint8)
-    lq = (downscale(hr.double() / 255, 2) * 255).round().to(torch.uint8)
-    return PatchBank(lq, hr, seed)
+    hr = [torch.randint(0, 255, (3, 24, 20), generator=gen, dtype=torch.uint8) for _ in range(n)]
+    hr[0][0, 0, 0] += nudge
+    lq = [(downscale(h.double() / 255, 2) * 255).round().to(torch.uint8) for h in hr]
+    return cls.in_memory(hr, lq, scale=2, patch_size=16, seed=seed)
 
 
-def recipe(bank: PatchBank | None = None, settings: PretrainSettings = SETTINGS, runtime: Runtime = RUNTIME,
+def tiny_val(n: int = 4) -> PatchBank:
+    """n validation tiles of 16 px and their x2 LR."""
+    hr = torch.randint(0, 256, (n, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    return PatchBank((downscale(hr.double() / 255, 2) * 255).round().to(torch.uint8), hr)
+
+
+def recipe(bank: TrainingImages | None = None, settings: PretrainSettings = SETTINGS, runtime: Runtime = RUNTIME,
            optimizer=adam, code: str = "test"):
     torch.manual_seed(0)  # the model is drawn from the global RNG, as the stage does after start_runtime
-    return pretrain.build(settings, COMMON, runtime, data=data_digests(bank or tiny_bank(), tiny_bank(1)),
+    return pretrain.build(settings, COMMON, runtime, data=data_digests(bank or tiny_images(), tiny_val()),
                           optimizer=optimizer, code=code)
 
 
-def run(root: Path, bank: PatchBank | None = None, **kwargs) -> TrainState:
+def run(root: Path, bank: TrainingImages | None = None, **kwargs) -> TrainState:
     """Build the pretrain recipe and train it to the end with its state under `root`."""
-    bank = bank or tiny_bank()
+    bank = bank or tiny_images()
     made = recipe(bank, **kwargs)
     settings = kwargs.get("settings", SETTINGS)
-    return train(made, bank, tiny_bank(1), Loop.of(settings), kwargs.get("runtime", RUNTIME), scale=2,
+    return train(made, bank, tiny_val(), Loop.of(settings), kwargs.get("runtime", RUNTIME), scale=2,
                  store=RunStore(root, "pretrain", made.run))
 
 
@@ -59,8 +67,8 @@ def store_of(root: Path, **kwargs) -> RunStore:
     return RunStore(root, "pretrain", made.run)
 
 
-class Crash(PatchBank):
-    """A bank whose batch 3 raises KeyboardInterrupt: a kill after the step-2 checkpoint."""
+class Crash(TrainingImages):
+    """Training images whose batch 3 raises KeyboardInterrupt: a kill after the step-2 checkpoint."""
     def batch(self, step, size, augment, part=(0, 1)):
         if step == 3:
             raise KeyboardInterrupt
@@ -69,9 +77,8 @@ class Crash(PatchBank):
 
 def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path):
     straight = run(tmp_path / "a")
-    bank = tiny_bank()
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", Crash(bank.lq, bank.hr, 0))
+        run(tmp_path / "b", tiny_images(cls=Crash))
     assert load_checkpoint(store_of(tmp_path / "b").checkpoint)["step"] == 2
     torch.manual_seed(123)  # resuming must not depend on the global RNG the new process starts with
     resumed = run(tmp_path / "b")
@@ -85,8 +92,7 @@ def test_other_params_data_code_or_numerics_are_other_runs(tmp_path: Path):
     run(tmp_path)
     assert store_of(tmp_path).resume_step() == 6
     assert store_of(tmp_path, runtime=replace(RUNTIME, threads=1)).resume_step() == 6  # threads: same numbers
-    other = tiny_bank()
-    other.hr[0, 0, 0, 0] ^= 1  # one patch differs by one grey level
+    other = tiny_images(nudge=True)  # one pixel differs by one grey level
     others = [store_of(tmp_path, settings=replace(SETTINGS, lr=1e-3)), store_of(tmp_path, bank=other),
               store_of(tmp_path, code="edited library"),
               *(store_of(tmp_path, runtime=replace(RUNTIME, **change))
@@ -96,15 +102,14 @@ def test_other_params_data_code_or_numerics_are_other_runs(tmp_path: Path):
 
 
 def test_nan_loss_stops_before_any_update_and_keeps_last_good_checkpoint(tmp_path: Path):
-    bank = tiny_bank()
     seen = {}
 
-    class Poisoned(PatchBank):
+    class Poisoned(TrainingImages):
         def batch(self, step, size, augment, part=(0, 1)):
             lq, hr = super().batch(step, size, augment, part)
             return (lq * float("nan"), hr) if step == 4 else (lq, hr)
 
-    made = recipe(bank)
+    made = recipe()
     original_step = made.step
 
     def watching_step(state, lq, hr):
@@ -114,7 +119,7 @@ def test_nan_loss_stops_before_any_update_and_keeps_last_good_checkpoint(tmp_pat
     store = RunStore(tmp_path, "pretrain", made.run)
     with pytest.raises(FloatingPointError, match=r"pretrain diverged at step 4: train/loss = nan; "
                                                  r"the last good checkpoint is kept: .*checkpoint.pt"):
-        train(replace(made, step=watching_step), Poisoned(bank.lq, bank.hr, 0), tiny_bank(1), Loop.of(SETTINGS),
+        train(replace(made, step=watching_step), tiny_images(cls=Poisoned), tiny_val(), Loop.of(SETTINGS),
               RUNTIME, scale=2, store=store)
     after = list(made.state.generator.state_dict().values())
     assert all(torch.equal(a, b) for a, b in zip(seen["before"], after))  # the bad batch changed no weight
@@ -140,14 +145,14 @@ def test_fit_publishes_curves_and_model_only_when_the_run_completes(tmp_path: Pa
     live, out = tmp_path / "metrics" / "pretrain", tmp_path / "psnr.pt"
     live.mkdir(parents=True)
     (live / "metrics.json").write_text('{"earlier": "run"}')  # an earlier experiment's results
-    bank = tiny_bank()
+    bank = tiny_images()
     made = recipe(bank)
     args = dict(scale=2, runs=tmp_path / "runs", live=live, out=out)
     with pytest.raises(KeyboardInterrupt):
-        fit(recipe(Crash(bank.lq, bank.hr, 0)), Crash(bank.lq, bank.hr, 0), tiny_bank(1), Loop.of(SETTINGS), RUNTIME,
+        fit(recipe(tiny_images(cls=Crash)), tiny_images(cls=Crash), tiny_val(), Loop.of(SETTINGS), RUNTIME,
             **args)
     assert (live / "metrics.json").read_text() == '{"earlier": "run"}' and not out.exists()
-    fit(made, bank, tiny_bank(1), Loop.of(SETTINGS), RUNTIME, **args)  # resumes at step 2
+    fit(made, bank, tiny_val(), Loop.of(SETTINGS), RUNTIME, **args)  # resumes at step 2
     steps = [line.split("\t")[0] for line in (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()]
     assert steps == ["step", "1", "2", "3", "4", "5", "6"]  # complete: nothing lost, no step twice
     assert load_checkpoint(out)["step"] == 6 and json.loads((live / "metrics.json").read_text())["step"] == 6
@@ -207,6 +212,6 @@ def test_extending_a_cosine_run_restarts_the_new_schedule_at_its_step(tmp_path: 
 
 
 def fit_run(root: Path, settings: PretrainSettings) -> TrainState:
-    bank = tiny_bank()
-    return fit(recipe(bank, settings=settings), bank, tiny_bank(1), Loop.of(settings), RUNTIME, scale=2,
+    bank = tiny_images()
+    return fit(recipe(bank, settings=settings), bank, tiny_val(), Loop.of(settings), RUNTIME, scale=2,
                runs=root / "runs", live=root / "live", out=root / "out.pt")

@@ -11,7 +11,7 @@ import torch
 
 from srcore.checkpoint import load_checkpoint
 from srcore.config import load_params, merged, params_group
-from srcore.data import PatchBank
+from srcore.data import PatchBank, TrainingImages
 from srcore.engine import Loop, train
 from srcore.models import build_generator
 from srcore.recipes import data_digests, gan
@@ -30,24 +30,32 @@ RUNTIME = params_group(PARAMS, Runtime, "runtime")
 SETTINGS = params_group(PARAMS, GanSettings, "gan")
 
 
-def tiny_bank(seed: int = 0, n: int = 6) -> PatchBank:
+def tiny_images(seed: int = 0, n: int = 6, cls: type = TrainingImages, nudge: bool = False) -> TrainingImages:
+    """n random 24x20 images and their x2 LR, trained on in random 16-px crops (nudge: one pixel one level up)."""
     gen = torch.Generator().manual_seed(seed)
-    hr = torch.randint(0, 256, (n, 3, 16, 16), generator=gen, dtype=torch.uint8)
-    lq = (downscale(hr.double() / 255, 2) * 255).round().to(torch.uint8)
-    return PatchBank(lq, hr, seed)
+    hr = [torch.randint(0, 255, (3, 24, 20), generator=gen, dtype=torch.uint8) for _ in range(n)]
+    hr[0][0, 0, 0] += nudge
+    lq = [(downscale(h.double() / 255, 2) * 255).round().to(torch.uint8) for h in hr]
+    return cls.in_memory(hr, lq, scale=2, patch_size=16, seed=seed)
 
 
-def recipe(settings: GanSettings = SETTINGS, seed: int = 0, init: str = "psnr-a", bank: PatchBank | None = None):
+def tiny_val(n: int = 4) -> PatchBank:
+    """n validation tiles of 16 px and their x2 LR."""
+    hr = torch.randint(0, 256, (n, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    return PatchBank((downscale(hr.double() / 255, 2) * 255).round().to(torch.uint8), hr)
+
+
+def recipe(settings: GanSettings = SETTINGS, seed: int = 0, init: str = "psnr-a", bank: TrainingImages | None = None):
     """The GAN recipe on a tiny EDSR drawn with `seed` (standing for the PSNR model of digest `init`)."""
     torch.manual_seed(seed)
     generator = build_generator("edsr", scale=2, num_feat=8, num_block=1)
-    return gan.build(settings, COMMON, RUNTIME, data=data_digests(bank or tiny_bank(), tiny_bank(1)),
+    return gan.build(settings, COMMON, RUNTIME, data=data_digests(bank or tiny_images(), tiny_val()),
                      generator=generator, init_digest=init, code="test")
 
 
-def run(root: Path, bank: PatchBank | None = None, seed: int = 0, settings: GanSettings = SETTINGS):
+def run(root: Path, bank: TrainingImages | None = None, seed: int = 0, settings: GanSettings = SETTINGS):
     made = recipe(settings, seed, bank=bank)
-    return train(made, bank or tiny_bank(), tiny_bank(1), Loop.of(settings), RUNTIME, scale=2,
+    return train(made, bank or tiny_images(), tiny_val(), Loop.of(settings), RUNTIME, scale=2,
                  store=RunStore(root, made.name, made.run))
 
 
@@ -60,7 +68,7 @@ def weights(state) -> list[torch.Tensor]:
 def test_step_updates_both_nets_and_reports_finite_terms(kind: str):
     made = recipe(replace(SETTINGS, adversarial=kind))
     g0, d0 = (copy.deepcopy(made.state.networks[n].state_dict()) for n in ("generator", "discriminator"))
-    metrics = made.step(made.state, *tiny_bank().batch(0, 2, augment=False))
+    metrics = made.step(made.state, *tiny_images().batch(0, 2, augment=False))
     assert set(metrics) == {"g/total", "g/pixel", "g/perceptual", "g/adversarial", "d/loss", "d/real", "d/fake"}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     assert metrics["g/total"] == pytest.approx(1e-2 * metrics["g/pixel"] + metrics["g/perceptual"]
@@ -74,7 +82,7 @@ def test_generator_update_sees_only_its_own_loss():
     in the same step, leaves G alone (it trains on G's output detached)."""
     made = recipe(replace(SETTINGS, adversarial_weight=0.0, perceptual_weight=0.0, lr_g=1e-3))
     reference = copy.deepcopy(made.state.generator)
-    lq, hr = tiny_bank().batch(0, 2, augment=False)
+    lq, hr = tiny_images().batch(0, 2, augment=False)
     made.step(made.state, lq, hr)
     opt_ref = torch.optim.Adam(reference.parameters(), 1e-3, betas=(0.9, 0.99))
     (1e-2 * torch.nn.functional.l1_loss(reference(lq), hr)).backward()
@@ -88,7 +96,7 @@ def test_a_non_finite_loss_updates_neither_network():
     G must not have been updated by then.)"""
     made = recipe()
     before = weights(made.state)
-    lq, hr = tiny_bank().batch(0, 2, augment=False)
+    lq, hr = tiny_images().batch(0, 2, augment=False)
     with pytest.raises(FloatingPointError, match=r"^g/total = .*d/loss = "):
         made.step(made.state, lq, hr * float("inf"))
     assert all(torch.equal(a, b) for a, b in zip(before, weights(made.state)))
@@ -97,15 +105,14 @@ def test_a_non_finite_loss_updates_neither_network():
 def test_interrupted_run_resumes_to_identical_weights(tmp_path: Path):
     straight = run(tmp_path / "a")
 
-    class Crash(PatchBank):
+    class Crash(TrainingImages):
         def batch(self, step, size, augment, part=(0, 1)):
             if step == 3:
                 raise KeyboardInterrupt  # stands in for a kill after the step-2 checkpoint
             return super().batch(step, size, augment, part)
 
-    bank = tiny_bank()
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", Crash(bank.lq, bank.hr, 0))
+        run(tmp_path / "b", tiny_images(cls=Crash))
     resumed = run(tmp_path / "b", seed=7)  # fresh D drawn differently: every part must come from the checkpoint
     for a, b in zip(weights(straight), weights(resumed)):
         assert torch.equal(a, b)
@@ -123,15 +130,14 @@ def test_other_params_or_initial_model_are_other_runs(tmp_path: Path):
 
 
 def test_nan_loss_stops_gan_training_naming_step_and_terms(tmp_path: Path):
-    bank = tiny_bank()
 
-    class Poisoned(PatchBank):
+    class Poisoned(TrainingImages):
         def batch(self, step, size, augment, part=(0, 1)):
             lq, hr = super().batch(step, size, augment, part)
             return (lq, hr * float("inf")) if step == 3 else (lq, hr)
 
     with pytest.raises(FloatingPointError) as error:
-        run(tmp_path, Poisoned(bank.lq, bank.hr, 0))
+        run(tmp_path, tiny_images(cls=Poisoned))
     message = str(error.value)
     assert message.startswith("train_gan diverged at step 3: g/total = ")
     for term in ("g/pixel", "g/perceptual", "g/adversarial", "d/loss", "d/real", "d/fake"):

@@ -1,4 +1,4 @@
-"""srcore.patches: HDF5 patch files (layout, exact LR, determinism, atomic writes), the validation split."""
+"""srcore.patches: HDF5 image files (layout, exact LR, digest, determinism, atomic writes), the validation split."""
 from __future__ import annotations
 
 import time
@@ -12,11 +12,12 @@ from PIL import Image
 
 import srcore.patches as patches
 from srcore.imageio import read_image, write_png
-from srcore.patches import SCHEMA_VERSION, check_patch_file, patch_grid, split_validation, write_patches
+from srcore.patches import (SCHEMA_VERSION, check_image_file, content_digest, hr_key, lq_key, patch_grid,
+                            split_validation, write_images)
 from srcore.resize import downscale
 
 T91 = Path(__file__).resolve().parents[1] / "data" / "raw" / "train" / "T91"
-GEOMETRY = dict(scale=4, patch_size=16, stride=8, seed=3)
+GEOMETRY = dict(scale=4, seed=3)
 
 
 def smooth_image(path: Path, height: int, width: int, seed: int = 0, mode: str = "RGB") -> Path:
@@ -37,10 +38,17 @@ def images(tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def patch_file(tmp_path: Path, images: list[Path]) -> Path:
+def image_file(tmp_path: Path, images: list[Path]) -> Path:
     out = tmp_path / "train.h5"
-    write_patches(images, out, **GEOMETRY, attrs={"params.prepare": "{}", "split": "train"})
+    write_images(images, out, **GEOMETRY, attrs={"params.prepare": "{}", "split": "train"})
     return out
+
+
+def items(path: Path, scale: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(hr, lq) uint8 of every item of an image file, in order."""
+    with h5py.File(path) as f:
+        return [(torch.from_numpy(f[hr_key(i)][:]), torch.from_numpy(f[lq_key(i, scale)][:]))
+                for i in range(len(f["sizes"]))]
 
 
 def test_grid_count_matches_formula():
@@ -52,65 +60,82 @@ def test_grid_count_matches_formula():
         assert all(0 <= y <= h - p and 0 <= x <= w - p for y, x in corners)
 
 
-def test_datasets_shapes_dtypes_chunks_and_attrs(patch_file: Path, images: list[Path]):
-    expected = sum(len(patch_grid(*read_image(p).rgb.shape[1:], 16, 8)) for p in images)
-    with h5py.File(patch_file) as f:
-        hr, lq = f["hr"], f["lq"]
-        assert hr.shape == (expected, 3, 16, 16) and lq.shape == (expected, 3, 4, 4)
-        assert hr.dtype == lq.dtype == np.uint8
-        assert hr.chunks == (1, 3, 16, 16) and lq.chunks == (1, 3, 4, 4)
-        assert hr.maxshape[0] is None and lq.maxshape[0] is None
+def test_items_shapes_dtypes_chunks_sizes_and_attrs(image_file: Path, images: list[Path]):
+    with h5py.File(image_file) as f:
+        assert sorted(f) == ["hr", "lq", "sizes"] and sorted(f["lq"]) == ["x4"]
+        assert f["sizes"][:].tolist() == [[40, 33], [24, 56], [17, 17]]
+        for i, (h, w) in enumerate(f["sizes"][:]):
+            hr, lq = f[hr_key(i)], f[lq_key(i, 4)]
+            assert hr.shape == (3, h, w) and lq.shape == (3, h // 4, w // 4) and hr.dtype == lq.dtype == np.uint8
+            assert hr.chunks == (3, min(h, 64), min(w, 64)) and lq.chunks == (3, h // 4, w // 4)
         attrs = dict(f.attrs)
-    assert attrs["scale"] == 4 and attrs["patch_size"] == 16 and attrs["stride"] == 8 and attrs["seed"] == 3
-    assert attrs["schema_version"] == SCHEMA_VERSION and attrs["patches"] == expected
+    assert attrs["scale"] == 4 and attrs["tile"] == 0 and attrs["seed"] == 3 and attrs["items"] == 3
+    assert attrs["schema_version"] == SCHEMA_VERSION
     assert list(attrs["sources"]) == ["imgs/a.png", "imgs/b.png", "imgs/c.png"]
     assert attrs["split"] == "train" and attrs["params.prepare"] == "{}"
-    assert check_patch_file(patch_file, scale=4, patch_size=16) == expected
+    info = check_image_file(image_file, scale=4)
+    assert info.sizes.tolist() == [[40, 33], [24, 56], [17, 17]] and info.nbytes() == sum(
+        hr.numel() + lq.numel() for hr, lq in items(image_file))
 
 
-def test_lr_is_exact_downscale_of_hr_and_hr_is_the_crop(patch_file: Path, images: list[Path]):
-    with h5py.File(patch_file) as f:
-        hr, lq = torch.from_numpy(f["hr"][:]), torch.from_numpy(f["lq"][:])
-    assert torch.equal(lq, (downscale(hr.double() / 255, 4) * 255).round().byte())
-    first = (read_image(images[0]).rgb * 255).round().byte()
-    for i, (y, x) in enumerate(patch_grid(40, 33, 16, 8)):
-        assert torch.equal(hr[i], first[:, y:y + 16, x:x + 16])
-    grey = hr[-1]  # c.png is grey: replicated to three equal channels
+def test_stored_digest_is_the_digest_of_the_items_and_sees_one_grey_level(image_file: Path):
+    pairs = items(image_file)
+    assert check_image_file(image_file, 4).digest == content_digest((h.numpy(), l.numpy()) for h, l in pairs)
+    pairs[1][0][2, 5, 7] ^= 1
+    assert check_image_file(image_file, 4).digest != content_digest((h.numpy(), l.numpy()) for h, l in pairs)
+
+
+def test_lr_is_the_protocol_lr_of_the_whole_image_and_hr_the_image(image_file: Path, images: list[Path]):
+    for (hr, lq), path in zip(items(image_file), images):
+        assert torch.equal(hr, (read_image(path).rgb * 255).round().byte())
+        assert torch.equal(lq, (downscale(hr.double() / 255, 4) * 255).round().byte())  # modcrop, then bicubic
+    grey = items(image_file)[-1][0]  # c.png is grey: replicated to three equal channels
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+
+
+def test_tiles_are_aligned_crops_of_the_image_and_of_its_lr(tmp_path: Path):
+    image = smooth_image(tmp_path / "big.png", 50, 75, seed=4)
+    write_images([image], tmp_path / "val.h5", scale=4, seed=0, tile=16)
+    hr8 = (read_image(image).rgb * 255).round().byte()
+    lq8 = (downscale(hr8.double() / 255, 4) * 255).round().byte()  # (3, 12, 18)
+    tiles = items(tmp_path / "val.h5")
+    corners = patch_grid(12, 18, 4, 4)  # on the LR grid: 3 x 4 tiles, centred
+    assert len(tiles) == len(corners) == 12
+    for (hr, lq), (y, x) in zip(tiles, corners):
+        assert torch.equal(hr, hr8[:, 4 * y:4 * y + 16, 4 * x:4 * x + 16]) and torch.equal(lq, lq8[:, y:y + 4, x:x + 4])
 
 
 def test_16bit_images_are_rounded_to_8_bits(tmp_path: Path):
     deep = torch.rand((3, 20, 20), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     write_png(tmp_path / "deep.png", deep, bit_depth=16)
-    write_patches([tmp_path / "deep.png"], tmp_path / "out.h5", scale=4, patch_size=20, stride=20, seed=0)
+    write_images([tmp_path / "deep.png"], tmp_path / "out.h5", scale=4, seed=0)
     with h5py.File(tmp_path / "out.h5") as f:
-        hr = torch.from_numpy(f["hr"][0])
+        hr = torch.from_numpy(f[hr_key(0)][:])
     assert torch.equal(hr, ((deep * 65535).round() / 65535 * 255).round().byte())
 
 
 def test_real_image_pairs_are_exact(tmp_path: Path):
     out = tmp_path / "real.h5"
-    write_patches([T91 / "t1.png"], out, scale=4, patch_size=96, stride=96, seed=0)
-    with h5py.File(out) as f:
-        hr, lq = torch.from_numpy(f["hr"][:]), torch.from_numpy(f["lq"][:])
-    assert len(hr) == len(patch_grid(*read_image(T91 / "t1.png").rgb.shape[1:], 96, 96)) > 0
+    write_images([T91 / "t1.png"], out, scale=4, seed=0)
+    ((hr, lq),) = items(out)
+    assert hr.shape[1:] == read_image(T91 / "t1.png").rgb.shape[1:]
     assert torch.equal(lq, (downscale(hr.double() / 255, 4) * 255).round().byte())
 
 
 def test_same_inputs_give_same_bytes(tmp_path: Path, images: list[Path]):
     first, second = tmp_path / "1.h5", tmp_path / "2.h5"
-    write_patches(images, first, **GEOMETRY, attrs={"k": 1})
+    write_images(images, first, **GEOMETRY, attrs={"k": 1})
     time.sleep(1.1)  # HDF5 timestamps count seconds: a stored time would now differ
-    write_patches(images, second, **GEOMETRY, attrs={"k": 1})
+    write_images(images, second, **GEOMETRY, attrs={"k": 1})
     assert first.read_bytes() == second.read_bytes()
 
 
 def test_small_and_unreadable_images_are_skipped_and_listed(tmp_path: Path, images: list[Path]):
-    tiny = smooth_image(tmp_path / "imgs" / "tiny.png", 10, 40)
+    tiny = smooth_image(tmp_path / "imgs" / "tiny.png", 3, 40)
     broken = tmp_path / "imgs" / "broken.png"
     broken.write_bytes(images[0].read_bytes()[:100])
     with pytest.warns(UserWarning) as caught:
-        stats = write_patches([images[0], tiny, broken], tmp_path / "out.h5", **GEOMETRY)
+        stats = write_images([images[0], tiny, broken], tmp_path / "out.h5", **GEOMETRY)
     assert len(caught) == 1
     message = str(caught[0].message)
     assert "imgs/tiny.png" in message and "imgs/broken.png" in message
@@ -119,69 +144,71 @@ def test_small_and_unreadable_images_are_skipped_and_listed(tmp_path: Path, imag
         assert list(f.attrs["sources"]) == ["imgs/a.png"] and len(f.attrs["skipped"]) == 2
 
 
-def test_zero_patches_is_an_error_and_leaves_no_file(tmp_path: Path):
+def test_zero_items_is_an_error_and_leaves_no_file(tmp_path: Path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
-    tiny = smooth_image(tmp_path / "tiny.png", 8, 8)
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no patches.*broken.jpg"):
-        write_patches([broken, tiny], tmp_path / "out.h5", **GEOMETRY)
+    tiny = smooth_image(tmp_path / "tiny.png", 3, 3)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no images of at least 4x4 .*broken.jpg"):
+        write_images([broken, tiny], tmp_path / "out.h5", **GEOMETRY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.jpg", "tiny.png"]
 
 
 def test_bad_geometry_names_the_values(tmp_path: Path, images: list[Path]):
-    with pytest.raises(ValueError, match="patch_size=18.*scale=4"):
-        write_patches(images, tmp_path / "out.h5", scale=4, patch_size=18, stride=8, seed=0)
+    with pytest.raises(ValueError, match="tile=18 HR pixels is not divisible by scale=4"):
+        write_images(images, tmp_path / "out.h5", scale=4, tile=18, seed=0)
 
 
 def test_failure_midway_leaves_old_file_and_no_temporary(tmp_path: Path, images: list[Path], monkeypatch):
     out = tmp_path / "out.h5"
     out.write_bytes(b"previous run")
-    real, calls = patches.append, []
+    real, calls = patches.write_item, []
 
-    def failing_append(dataset, batch):
-        calls.append(dataset.name)
-        if len(calls) > 2:  # after the first batch of hr and lq
+    def failing_write(*args):
+        calls.append(args[1])
+        if len(calls) > 1:  # after the first item
             raise RuntimeError("disk full")
-        real(dataset, batch)
+        real(*args)
 
-    monkeypatch.setattr(patches, "append", failing_append)
+    monkeypatch.setattr(patches, "write_item", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
-        write_patches(images, out, **GEOMETRY)
+        write_images(images, out, **GEOMETRY)
     assert out.read_bytes() == b"previous run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "out.h5"]
 
 
-def test_flips_commute_with_downscale_on_the_8bit_grid_but_transposes_do_not(patch_file: Path):
-    """Why training augments with flips only (srcore.data.PatchBank): MATLAB rounds after the row pass,
-    a transpose swaps the passes, and the pair would no longer be the protocol's pair (1 LSB apart)."""
-    with h5py.File(patch_file) as f:
-        hr, lq = torch.from_numpy(f["hr"][:]).double() / 255, torch.from_numpy(f["lq"][:]).double() / 255
+def test_flips_commute_with_downscale_on_the_8bit_grid_but_transposes_do_not(tmp_path: Path):
+    """Why training augments with flips only (srcore.data): MATLAB rounds after the row pass, a transpose
+    swaps the passes, and the pair would no longer be the protocol's pair (1 LSB apart)."""
+    image = smooth_image(tmp_path / "square.png", 32, 32, seed=6)
+    write_images([image], tmp_path / "one.h5", scale=4, seed=0)
+    ((hr, lq),) = items(tmp_path / "one.h5")
+    hr, lq = hr.double() / 255, lq.double() / 255
     for dims in ((-1,), (-2,), (-2, -1)):
         assert torch.equal(downscale(hr.flip(dims), 4), lq.flip(dims))
     transposed = downscale(hr.transpose(-2, -1), 4) - lq.transpose(-2, -1)
     assert transposed.abs().max() * 255 == pytest.approx(1, abs=1e-9)
 
 
-def test_check_patch_file_rejects_wrong_scale_and_schema(tmp_path: Path, patch_file: Path):
-    with pytest.raises(ValueError, match=rf"{patch_file.name}.*scale 4.*scale 2"):
-        check_patch_file(patch_file, scale=2)
-    with pytest.raises(ValueError, match="patch_size 32"):
-        check_patch_file(patch_file, scale=4, patch_size=32)
+def test_check_image_file_rejects_wrong_scale_and_schema(tmp_path: Path, image_file: Path):
+    with pytest.raises(ValueError, match=rf"{image_file.name}: has no LR images for scale 2 \(made for scale 4\)"):
+        check_image_file(image_file, scale=2)
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["scale"] = 4
-        f["hr"] = np.zeros((2, 3, 8, 8), np.uint8)
-    with pytest.raises(ValueError, match=rf"{other.name}.*'hr' and 'lq'"):
-        check_patch_file(other, scale=4)
+        f.create_group("hr")
+        f.create_group("lq/x4")
+    with pytest.raises(ValueError, match=rf"{other.name}: expected a 'sizes' table"):
+        check_image_file(other, scale=4)
     with h5py.File(other, "a") as f:
-        f.attrs["schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(ValueError, match="schema version"):
-        check_patch_file(other, scale=4)
+        f.attrs["schema_version"] = 2  # the fixed-patch files of earlier versions
+    with pytest.raises(ValueError, match="schema version 2, expected 3; re-run prepare"):
+        check_image_file(other, scale=4)
     text = tmp_path / "notes.h5"
     text.write_text("hello")
     with pytest.raises(ValueError, match="notes.h5"):
-        check_patch_file(text, scale=4)
+        check_image_file(text, scale=4)
+    with pytest.raises(FileNotFoundError, match="no image file at"):
+        check_image_file(tmp_path / "missing.h5", scale=4)
 
 
 def test_split_validation_is_deterministic_and_disjoint(tmp_path: Path):
@@ -204,7 +231,7 @@ def test_parallel_workers_write_the_same_bytes_and_skip_the_same_images(tmp_path
     for workers in (1, 2):
         outs.append(tmp_path / f"w{workers}.h5")
         with pytest.warns(UserWarning, match="unreadable"):
-            write_patches(paths, outs[-1], **GEOMETRY, workers=workers)
+            write_images(paths, outs[-1], **GEOMETRY, workers=workers)
     assert outs[0].read_bytes() == outs[1].read_bytes()
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
-        write_patches(paths, tmp_path / "w0.h5", **GEOMETRY, workers=0)
+        write_images(paths, tmp_path / "w0.h5", **GEOMETRY, workers=0)

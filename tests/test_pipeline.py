@@ -26,10 +26,10 @@ TRAIN_IMAGES = {"T91": ["t1.png", "t2.png", "t3.png"], "BSDS200": ["100075.jpg",
 
 def tiny_params() -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["prepare"].update(patch_size=48, stride=48, val_images=1, val_patch_size=96)
+    params["prepare"].update(val_images=1, val_patch_size=96)
     params["pretrain"].update(generator_args={"num_feat": 8, "num_block": 1, "global_residual": True},
-                              steps=12, batch_size=4, log_every=4, val_every=6, ckpt_every=6)
-    params["gan"].update(steps=4, batch_size=2, milestones=[2], log_every=2, val_every=2, ckpt_every=2,
+                              steps=12, batch_size=4, patch_size=48, log_every=4, val_every=6, ckpt_every=6)
+    params["gan"].update(steps=4, batch_size=2, patch_size=48, milestones=[2], log_every=2, val_every=2, ckpt_every=2,
                          discriminator_args={"num_feat": 4, "num_dense": 8})
     params["interpolate"].update(alphas=[0.5])
     params["evaluate"].update(datasets=["Set5"], crop_size=48)

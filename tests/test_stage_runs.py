@@ -1,7 +1,7 @@
 """The training stages as processes: killed with SIGKILL and re-run, and data-parallel under torchrun.
 
 Each test runs the real stage scripts (`python stages/pretrain.py ...`, `torchrun ... stages/pretrain.py ...`)
-on patches cut from three T91 images, with a model of a few hundred weights, in fp32 on one thread, so runs
+on random crops of two T91 images (validated on tiles of a third), with a model of a few hundred weights, in fp32 on one thread, so runs
 are deterministic and take seconds.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from srcore.checkpoint import load_checkpoint
 from srcore.config import load_params, merged
 from srcore.distributed import Dist, check_batch_size
 from srcore.models import build_generator
-from srcore.patches import write_patches
+from srcore.patches import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 T91 = ROOT / "data" / "raw" / "train" / "T91"
@@ -30,8 +30,9 @@ PARAMS = merged(load_params(ROOT / "params.yaml"), {
     "common": {"seed": 3, "scale": 2},
     "runtime": {"device": "cpu", "precision": "fp32", "channels_last": False, "kernels": "torch", "threads": 1},
     "pretrain": {"generator": "edsr", "generator_args": {"num_feat": 8, "num_block": 1}, "steps": 60,
-                 "batch_size": 4, "log_every": 1, "val_every": 30, "ckpt_every": 4},
-    "gan": {"steps": 6, "batch_size": 4, "milestones": [3], "log_every": 1, "val_every": 3, "ckpt_every": 3,
+                 "batch_size": 4, "patch_size": 16, "log_every": 1, "val_every": 30, "ckpt_every": 4},
+    "gan": {"steps": 6, "batch_size": 4, "patch_size": 16, "milestones": [3], "log_every": 1, "val_every": 3,
+            "ckpt_every": 3,
             "discriminator_args": {"num_feat": 4, "spectral_norm": True}},
 })
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -41,8 +42,8 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 def patches(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("patches")
     images = sorted(T91.glob("*.png"))[:3]
-    write_patches(images[:2], folder / "train.h5", scale=2, patch_size=16, stride=16, seed=3)
-    write_patches(images[2:], folder / "val.h5", scale=2, patch_size=32, stride=32, seed=3)
+    write_images(images[:2], folder / "train.h5", scale=2, seed=3)
+    write_images(images[2:], folder / "val.h5", scale=2, seed=3, tile=32)
     return folder
 
 

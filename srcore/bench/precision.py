@@ -4,7 +4,7 @@
         --val data/prepared/val.h5 --out metrics/bench_precision.json [--quick]       (make bench-precision)
 
 The runs differ only in precision and memory format: the pipeline's pretrain recipe and engine, a tiny EDSR
-(16 features, 4 blocks, global residual) on the first `patches` training patches.
+(16 features, 4 blocks, global residual) on random crops of the first `images` training images.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 
 from srcore.bench.common import environment, format_table, write_json
 from srcore.config import load_params, params_group
-from srcore.data import PatchBank
+from srcore.data import PatchBank, TrainingImages, open_training_images
 from srcore.engine import Loop, train
 from srcore.recipes import pretrain
 from srcore.runs import RunStore
@@ -31,18 +31,20 @@ COLUMNS = [("seed", "seed"), ("precision", "precision"), ("channels_last", "chan
 
 
 def precision_check(train_h5: Path, val_h5: Path, steps: int, seeds: tuple[int, ...], params: dict[str, Any],
-                    patches: int = 2000) -> list[dict]:
+                    images: int = 100) -> list[dict]:
     """Validation PSNR (Y channel; EMA and raw weights) per (seed, precision): one row each."""
-    bank, val = PatchBank.from_h5(train_h5, seed=0, scale=4), PatchBank.from_h5(val_h5, seed=0, scale=4)
+    settings = params_group(params, PretrainSettings, "pretrain")
+    every = open_training_images(train_h5, 4, settings.patch_size, seed=0, source="memory", workers=0).images
+    val = PatchBank.from_h5(val_h5, scale=4)
     # EMA decay 0.99: with the pipeline's 0.999, 0.999^600 = 55% of the EMA would still be the shared init.
-    settings = replace(params_group(params, PretrainSettings, "pretrain"), generator="edsr",
+    settings = replace(settings, generator="edsr",
                        generator_args=dict(num_feat=16, num_block=4, global_residual=True), steps=steps,
                        batch_size=16, ema_decay=0.99, log_every=steps, val_every=steps, ckpt_every=steps)
     base = replace(params_group(params, Runtime, "runtime"), device="cpu", kernels="torch")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            subset = PatchBank(bank.lq[:patches], bank.hr[:patches], seed)
+            subset = TrainingImages.in_memory(every.hr[:images], every.lq[:images], 4, settings.patch_size, seed)
             for precision, channels_last in (("fp32", False), ("bf16", True)):
                 runtime = replace(base, precision=precision, channels_last=channels_last)
                 torch.manual_seed(seed)

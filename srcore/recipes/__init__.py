@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from srcore.data import PatchBank
+from srcore.data import PatchBank, TrainingImages
 from srcore.runtime import numerics
 from srcore.settings import CommonSettings, Runtime
 
@@ -25,6 +25,7 @@ def run_identity(recipe: str, settings: Any, common: CommonSettings, runtime: Ru
             "code": code, "runtime": numerics(runtime, world), "data": data, **extra}
 
 
-def data_digests(train: PatchBank, val: PatchBank) -> dict[str, str]:
-    """The `data` of a run identity: digests of the training and validation patches."""
-    return {"train": train.fingerprint(), "val": val.fingerprint()}
+def data_digests(train: TrainingImages, val: PatchBank) -> dict[str, str]:
+    """The `data` of a run identity: the content digests of the training images and validation tiles, as
+    prepare stored them (srcore.patches)."""
+    return {"train": train.digest, "val": val.digest}
