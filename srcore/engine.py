@@ -251,6 +251,8 @@ def fit(recipe: Recipe, data: TrainingImages, val: PatchBank, loop: Loop, runtim
     With loop.extend, a run that differs from an earlier one only in its number of steps starts from that
     run's latest checkpoint (see `extend_from`) instead of step 0."""
     dist = elect_writers(dist, runs)
+    if dist.world > 1 and dist.writes:
+        print(f"{recipe.name}: rank {dist.rank} of {dist.world} writes checkpoints, logs and outputs here")
     base = predecessor(runs, recipe.name, recipe.run) if loop.extend else None
     if base is not None:
         recipe = replace(recipe, run={**recipe.run, "extends": run_key(base.run)})

@@ -1,4 +1,4 @@
-"""The training stages as processes: killed with SIGKILL and re-run, and data-parallel under torchrun.
+"""The training stages as processes: killed with SIGKILL and re-run, data-parallel under torchrun, on two "nodes".
 
 Each test runs the real stage scripts (`python stages/pretrain.py ...`, `torchrun ... stages/pretrain.py ...`)
 on random crops of two T91 images (validated on tiles of a third), with a model of a few hundred weights, in fp32 on one thread, so runs
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -199,3 +201,80 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused():
     check_batch_size(6, Dist(rank=1, world=3), "pretrain")
     with pytest.raises(ValueError, match="pretrain.batch_size 5 is the global batch; it must split evenly over the 2"):
         check_batch_size(5, Dist(rank=0, world=2), "pretrain")
+
+
+# ---- two machines: two torchrun launchers meeting at a c10d rendezvous on 127.0.0.1 ----
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_nodes(port: int) -> list[str]:
+    """The launcher each "machine" runs: one process per node, two nodes, rendezvous at 127.0.0.1:port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d",
+            f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=srgan-test"]
+
+
+def start_nodes(stage: str, folders: tuple[Path, Path], patches: Path, port: int) -> list[subprocess.Popen]:
+    """Node a and node b, each in its own folder (the same folder: shared storage), each in its own session."""
+    return [subprocess.Popen(stage_command(stage, folder, patches, PARAMS, two_nodes(port)), cwd=folder, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            for folder in folders]
+
+
+def finish(nodes: list[subprocess.Popen]) -> list[str]:
+    outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def shared_storage_nodes(patches: Path, tmp_path_factory) -> tuple[Path, list[str]]:
+    """pretrain on two nodes that share one project folder."""
+    folder = tmp_path_factory.mktemp("shared")
+    return folder, finish(start_nodes("pretrain", (folder, folder), patches, free_port()))
+
+
+def test_two_nodes_follow_the_one_process_curve_and_write_one_checkpoint(shared_storage_nodes, one_and_two_processes):
+    folder, outputs = shared_storage_nodes
+    one, _ = one_and_two_processes
+    single, nodes = loss_curve(one, "pretrain", "train/loss.tsv"), loss_curve(folder, "pretrain", "train/loss.tsv")
+    torch.testing.assert_close(torch.tensor(nodes), torch.tensor(single), rtol=1e-4, atol=1e-6)
+    writers = [line for output in outputs for line in output.splitlines() if "writes checkpoints" in line]
+    assert writers == ["pretrain: rank 0 of 2 writes checkpoints, logs and outputs here"], outputs
+    assert list((folder / "runs" / "pretrain").glob("*/checkpoint.pt")) == [state_file(folder, "pretrain")]
+    print(f"\n{writers[0]}\nstep  one process  two nodes\n" + "\n".join(
+        f"{step:4d}  {a:.6f}     {b:.6f}" for step, (a, b) in enumerate(zip(single, nodes), 1) if step % 10 == 0))
+
+
+def test_a_killed_node_stops_the_job_and_both_resume_even_onto_a_fresh_machine(shared_storage_nodes, patches: Path,
+                                                                                tmp_path: Path):
+    """Each node with its own copy of the project: node b is killed at a random step, node a's job stops by
+    itself; b comes back as a fresh machine (its runs folder gone); both resume from a's checkpoint and end at
+    the uninterrupted two-node weights, each writing its own outputs."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    nodes = start_nodes("pretrain", (a, b), patches, port := free_port())
+    kill_after = random.Random().choice(range(8, 45))
+    deadline = time.monotonic() + 180
+    while not (curve := list((a / "runs" / "pretrain").glob("*/live/plots/metrics/train/loss.tsv"))) or \
+            len(curve[0].read_text().splitlines()) <= kill_after:
+        assert time.monotonic() < deadline and nodes[1].poll() is None, "node b ended before it was killed"
+        time.sleep(0.005)
+    for pid in [nodes[1].pid, *descendants(nodes[1].pid)]:
+        os.kill(pid, signal.SIGKILL)
+    output_a = nodes[0].communicate(timeout=180)[0]
+    assert nodes[0].returncode != 0  # the survivor does not hang: its collectives fail once b is gone
+    at_kill = load_checkpoint(state_file(a, "pretrain"))["step"]
+    shutil.rmtree(b)
+    outputs = finish(start_nodes("pretrain", (a, b), patches, port))
+    assert [output.count(f"resuming from step {at_kill}") for output in outputs] == [1, 1], (kill_after, outputs)
+    folder, _ = shared_storage_nodes
+    for node in (a, b):  # a fresh b got the checkpoint from a, and both wrote what the stage produces
+        assert_same_weights(state_file(folder, "pretrain"), state_file(node, "pretrain"), ("model", "ema"), kill_after)
+        assert_same_weights(folder / "pretrain.pt", node / "pretrain.pt")
+    stopped = next((line for line in output_a.splitlines() if "Connection closed by peer" in line), "")
+    print(f"\nkilled node b after step {kill_after}; node a stopped (exit {nodes[0].returncode}): {stopped[:150]}"
+          f"\nrerun:\n" + "\n".join(line for output in outputs for line in output.splitlines()
+                                     if "resuming" in line or "writes checkpoints" in line))
