@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test bench bench-train bench-infer bench-data bench-precision compare plots-check plots-template \
+.PHONY: repro test bench bench-train bench-infer bench-data bench-precision bench-bounded compare plots-check plots-template \
 	venv clean-venv
 
 venv: $(VENV)/.installed
@@ -46,6 +46,12 @@ bench-precision: venv
 bench-data: venv
 	$(PY) -m srcore.bench.data --params params.yaml --train data/prepared/train.h5 \
 		--images data/raw/train/T91 data/raw/train/BSDS200 --out metrics/bench_data.json $(BENCH_ARGS)
+
+# Needs data/prepared/train.h5. Training from a file >= 4x a 2 GB address-space cap (built in a temporary folder
+# by repeating train.h5's images, ~10 GB of disk, removed at the end): peak RSS and steps/s (docs/data.md).
+bench-bounded: venv
+	$(PY) -m srcore.bench.bounded --params params.yaml --train data/prepared/train.h5 --out metrics/bench_bounded.json \
+		$(BENCH_ARGS)
 
 # Key scores of every experiment, one line per benchmark set, within 120 columns (docs/dvc.md).
 # COMPARE_ARGS go to `dvc exp show`: e.g. COMPARE_ARGS=-A for the experiments of every commit.

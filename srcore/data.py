@@ -10,7 +10,7 @@ high-resolution target; `lr` is only ever a learning rate.
 Two sources give the same batches, byte for byte (`runtime.data_source`):
 - memory: every image in RAM, cropped in the training process. On 2 cores this is the fast one (loader
   workers compete with the training threads); the default training set is ~115 MB of uint8.
-- lazy: only the crops are read from the HDF5 file (srcore.patches), in DataLoader worker processes, so
+- lazy: only the crops are read from the HDF5 file (srcore.imagefile), in DataLoader worker processes, so
   memory stays bounded whatever the file's size (docs/data.md).
 `auto` takes memory when the file fits in half the available memory, counting one copy per process of the node.
 """
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from srcore.patches import check_image_file, content_digest, hr_key, lq_key
+from srcore.imagefile import check_image_file, content_digest, hr_key, lq_key
 
 SOURCES = ("auto", "memory", "lazy")
 MEMORY_SHARE = 0.5  # auto: the images may take this share of available memory, the rest is for training
@@ -151,15 +151,14 @@ class TrainingImages:
         p = self.crops.patch
         pairs = [self.images.crop(i, y, x, p, self.scale)
                  for i, y, x in zip(draw.index.tolist(), draw.y.tolist(), draw.x.tolist())]
-        lq = torch.stack([pair[0] for pair in pairs]).float() / 255
-        hr = torch.stack([pair[1] for pair in pairs]).float() / 255
+        lq, hr = torch.stack([pair[0] for pair in pairs]), torch.stack([pair[1] for pair in pairs])  # uint8
         # Horizontal and vertical flips (so also the 180-degree turn) commute exactly with MATLAB's uint8
         # bicubic, so pairs stay exact protocol pairs. 90-degree turns do not: they swap which 1-D pass is
         # rounded first and move ~15% of LR pixels by a grey level, so they are left out.
         flips = [dim for dim, flip in ((-1, draw.hflip), (-2, draw.vflip)) if flip]
         if flips:
-            lq, hr = lq.flip(flips), hr.flip(flips)
-        return lq.contiguous(), hr.contiguous()
+            lq, hr = lq.flip(flips), hr.flip(flips)  # on uint8: a quarter of the bytes of float
+        return lq.float().div_(255), hr.float().div_(255)
 
     def batches(self, start: int, stop: int, size: int, augment: bool, part: tuple[int, int] = (0, 1)
                 ) -> Iterator[Batch]:

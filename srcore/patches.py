@@ -1,21 +1,10 @@
-"""HDF5 image files for training: whole HR images (or tiles of them) and their LR, written streaming.
+"""`prepare`'s work: training images -> HDF5 image files (srcore.imagefile), written streaming.
 
-Layout (schema 3), N items, each an image or one tile of an image:
-
-    hr/<i>          uint8 (3, H, W)           the image as read (16-bit rounded to 8 bits, grey -> RGB)
-    lq/x<s>/<i>     uint8 (3, H//s, W//s)     its low-resolution input at scale s
-    sizes           int64 (N, 2)              (H, W) of every hr item: readers plan crops without opening N datasets
-
-Every LR image is the protocol's LR of the whole image, `resize.downscale` (MATLAB bicubic of modcrop(HR, s) on
-the 8-bit grid); a tile's LR is the matching crop of its image's LR, at a corner on the LR grid. So any crop at
-LR-aligned corners is exactly what the benchmarks feed a model. Item datasets are chunked in CHUNK x CHUNK
-pixels (all channels per chunk): a random crop reads only the chunks it overlaps. LR lives in one group per scale
-so that LR of other scales for the same HR can be added beside it.
-
-Attributes: schema_version, scale, seed, items, sources (images used), skipped, the params that made the file, and
-`digest`, the sha256 of every item's shapes and bytes in order (`add_to_digest`), computed while writing: a run's
-identity names its data by it instead of hashing the images again. The same inputs give the same file, byte for
-byte, with any number of workers.
+Training images are stored whole with their LR (training crops them at random, srcore.data); validation
+images as non-overlapping tiles. Every LR image is the protocol's LR of the whole image, `resize.downscale`
+(MATLAB bicubic of modcrop(HR, s) on the 8-bit grid); a tile's LR is the matching crop of its image's LR, at a
+corner on the LR grid, so any crop at LR-aligned corners is exactly what the benchmarks feed a model. The same
+inputs give the same file, byte for byte, with any number of workers.
 """
 from __future__ import annotations
 
@@ -27,7 +16,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -36,16 +25,8 @@ from tqdm import tqdm
 
 from srcore.atomic import atomic_path
 from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, to_uint8
+from srcore.imagefile import CHUNK, LIBVER, SCHEMA_VERSION, Item, add_to_digest, write_item
 from srcore.resize import downscale
-
-SCHEMA_VERSION = 3  # 3: whole images or tiles with their LR, per item; 2: fixed-size patches in two datasets
-# Fixed format bounds: files do not change with the HDF5 version, and v1.10 objects allow attributes
-# over 64 KiB (long source lists). Objects carry no timestamps (track_times=False).
-LIBVER = ("v110", "v110")
-# Chunk side in pixels. A 96-px crop reads 4-9 HR chunks of 12 KB; see docs/data.md for 32/64/128.
-CHUNK = 64
-
-Item = tuple[np.ndarray, np.ndarray]  # (hr (3, H, W), lq (3, H//s, W//s)) uint8
 
 
 @dataclass(frozen=True)
@@ -60,14 +41,6 @@ class ItemStats:
 def source_name(path: Path) -> str:
     """`folder/file` of an image: stable across checkouts, unlike the absolute path."""
     return f"{path.parent.name}/{path.name}"
-
-
-def hr_key(index: int) -> str:
-    return f"hr/{index:06d}"
-
-
-def lq_key(index: int, scale: int) -> str:
-    return f"lq/x{scale}/{index:06d}"
 
 
 def patch_grid(height: int, width: int, patch_size: int, stride: int) -> list[tuple[int, int]]:
@@ -108,27 +81,6 @@ def image_items(path: Path, scale: int, tile: int, stride: int) -> list[Item]:
     t = tile // scale
     return [(hr8[:, scale * y:scale * y + tile, scale * x:scale * x + tile].numpy(), lq[:, y:y + t, x:x + t].numpy())
             for y, x in patch_grid(lq.shape[1], lq.shape[2], t, stride // scale)]
-
-
-def add_to_digest(digest: "hashlib._Hash", hr: np.ndarray, lq: np.ndarray) -> None:
-    """Feed one item (its shapes and bytes) to `digest`: the file's `digest` attribute is this over its items."""
-    for array in (hr, lq):
-        digest.update(str(tuple(int(d) for d in array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-
-
-def content_digest(items: Iterable[Item]) -> str:
-    """sha256 of (hr, lq) uint8 items in order, as write_images stores it."""
-    digest = hashlib.sha256()
-    for hr, lq in items:
-        add_to_digest(digest, np.asarray(hr), np.asarray(lq))
-    return digest.hexdigest()
-
-
-def write_item(f: h5py.File, index: int, hr: np.ndarray, lq: np.ndarray, scale: int, chunk: int = CHUNK) -> None:
-    for key, array in ((hr_key(index), hr), (lq_key(index, scale), lq)):
-        chunks = (array.shape[0], min(chunk, array.shape[1]), min(chunk, array.shape[2]))
-        f.create_dataset(key, data=array, chunks=chunks, track_times=False)
 
 
 def write_images(image_paths: list[Path], out: Path, *, scale: int, seed: int, tile: int = 0,
@@ -252,45 +204,6 @@ def split_validation(paths: list[Path], n_val: int, seed: int) -> tuple[list[Pat
         return hashlib.sha256(f"{seed}:{source_name(path)}".encode()).hexdigest()
     val = set(sorted(paths, key=rank)[:n_val])
     return [p for p in paths if p not in val], [p for p in paths if p in val]
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    """What a reader needs of a checked image file: HR sizes (N, 2) of its items, its scale and digest."""
-    path: Path
-    scale: int
-    sizes: np.ndarray
-    digest: str
-
-    def nbytes(self) -> int:
-        """Bytes of all HR and LR pixels: what holding the file's items in memory takes."""
-        h, w = self.sizes[:, 0], self.sizes[:, 1]
-        return int(3 * (h * w + (h // self.scale) * (w // self.scale)).sum())
-
-
-def check_image_file(path: Path, scale: int) -> ImageFile:
-    """The sizes and digest of an image file of this schema with LR at `scale`; else a ValueError naming `path`
-    (FileNotFoundError when it does not exist). Reads the sizes table and attributes only."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"no image file at {path}") from error
-        raise ValueError(f"{path}: not an HDF5 image file ({error})") from error
-    with f:
-        version = f.attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"{path}: image file schema version {version}, expected {SCHEMA_VERSION}; re-run prepare")
-        if not (isinstance(f.get("hr"), h5py.Group) and isinstance(f.get(f"lq/x{scale}"), h5py.Group)):
-            made_for = f.attrs.get("scale")
-            raise ValueError(f"{path}: has no LR images for scale {scale} (made for scale {made_for}); expected "
-                             f"groups 'hr' and 'lq/x{scale}', has {sorted(f)}")
-        sizes = f.get("sizes")
-        count = len(f["hr"])
-        if not isinstance(sizes, h5py.Dataset) or sizes.shape != (count, 2) or count == 0:
-            raise ValueError(f"{path}: expected a 'sizes' table (N, 2) for its N > 0 hr items, found "
-                             f"{None if sizes is None else sizes.shape} for {count}")
-        return ImageFile(Path(path), scale, sizes[:].astype(np.int64), str(f.attrs["digest"]))
 
 
 def images_under(folder: Path) -> list[Path]:

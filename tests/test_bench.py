@@ -1,4 +1,5 @@
 """Benchmark code on tiny shapes, one repeat: keeps `make bench-*` from rotting. No speed is asserted here."""
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,11 +7,14 @@ import torch
 
 from srcore import memory
 from srcore.bench.common import MODES, format_table, peak_memory_mb
+from srcore.bench.bounded import repeat_items, run_capped
 from srcore.bench.data import LAYOUTS, bench_layouts, bench_loading, bench_prepare
 from srcore.bench.infer import InferConfig, bench_upscale
 from srcore.bench.micro import alloc_micro, prelu_micro
 from srcore.bench.train import Config, bench_config
 from srcore.config import load_params
+from srcore.data import TrainingImages, open_training_images
+from srcore.imagefile import check_image_file
 from srcore.patches import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +67,17 @@ def test_prepare_and_infer_benchmarks_run(tmp_path: Path):
     config = InferConfig("edsr", TINY, lr_size=12, tile=8, overlap=2)
     rows = bench_upscale("tiny", config, FAST_MODES, repeats=1)
     assert all(r["mp_per_s"] > 0 and r["out_mp"] == round(48 * 48 / 1e6, 3) for r in rows)
+
+
+def test_the_bounded_memory_benchmark_repeats_images_into_a_valid_file_and_sees_a_child_s_memory(tmp_path: Path):
+    one, big = tmp_path / "one.h5", tmp_path / "big.h5"
+    write_images(sorted(T91.glob("*.png"))[:2], one, scale=4, seed=0)
+    assert repeat_items(one, big, copies=3) == big.stat().st_size
+    small, large = check_image_file(one, 4), check_image_file(big, 4)
+    assert large.sizes.tolist() == small.sizes.tolist() * 3 and large.nbytes() == 3 * small.nbytes()
+    data = open_training_images(big, 4, 32, seed=0, source="memory", workers=0)
+    assert large.digest == TrainingImages.in_memory(data.images.hr, data.images.lq, 4, 32, 0).digest
+    # the sampler finds the child's memory: a child that touches 200 MB under a cap it fits in
+    result, peak, _ = run_capped([sys.executable, "-c", "import time; x = bytearray(200 * 2**20); time.sleep(0.3); "
+                                  "print('{}')"], 1 << 30, interval=0.02)
+    assert result == {} and peak > 200

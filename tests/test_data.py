@@ -10,7 +10,8 @@ from PIL import Image
 
 from srcore.data import (Crops, PatchBank, TrainingImages, available_memory, choose_source, open_training_images,
                          vm_size)
-from srcore.patches import check_image_file, write_images
+from srcore.imagefile import check_image_file
+from srcore.patches import write_images
 from srcore.resize import downscale
 
 T91 = Path(__file__).resolve().parents[1] / "data" / "raw" / "train" / "T91"

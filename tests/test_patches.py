@@ -1,4 +1,5 @@
-"""srcore.patches: HDF5 image files (layout, exact LR, digest, determinism, atomic writes), the validation split."""
+"""srcore.patches and srcore.imagefile: image files (layout, exact LR, digest, determinism, atomic writes), the
+validation split."""
 from __future__ import annotations
 
 import time
@@ -12,8 +13,8 @@ from PIL import Image
 
 import srcore.patches as patches
 from srcore.imageio import read_image, write_png
-from srcore.patches import (SCHEMA_VERSION, check_image_file, content_digest, hr_key, lq_key, patch_grid,
-                            split_validation, write_images)
+from srcore.imagefile import SCHEMA_VERSION, check_image_file, content_digest, hr_key, lq_key
+from srcore.patches import patch_grid, split_validation, write_images
 from srcore.resize import downscale
 
 T91 = Path(__file__).resolve().parents[1] / "data" / "raw" / "train" / "T91"

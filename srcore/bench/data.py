@@ -23,7 +23,8 @@ from srcore.bench.train import CONFIGS, Config, make_recipe
 from srcore.config import load_params
 from srcore.data import open_training_images
 from srcore.imageio import list_images
-from srcore.patches import check_image_file, write_images
+from srcore.imagefile import check_image_file
+from srcore.patches import write_images
 from srcore.runtime import to_device
 
 

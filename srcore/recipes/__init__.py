@@ -27,5 +27,5 @@ def run_identity(recipe: str, settings: Any, common: CommonSettings, runtime: Ru
 
 def data_digests(train: TrainingImages, val: PatchBank) -> dict[str, str]:
     """The `data` of a run identity: the content digests of the training images and validation tiles, as
-    prepare stored them (srcore.patches)."""
+    prepare stored them (srcore.imagefile)."""
     return {"train": train.digest, "val": val.digest}
