@@ -174,7 +174,7 @@ class TrainingImages:
         try:
             yield from batches
         finally:
-            batches._shutdown_workers()  # now, not when the iterator is collected
+            del batches  # its last reference: the workers stop now, however the loop ended
 
 
 class StepBatches(Dataset):
