@@ -6,6 +6,7 @@ are deterministic and take seconds.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -225,7 +226,14 @@ def start_nodes(stage: str, folders: tuple[Path, Path], patches: Path, port: int
 
 
 def finish(nodes: list[subprocess.Popen]) -> list[str]:
-    outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    try:
+        outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    except subprocess.TimeoutExpired:  # a hung job must not outlive the test
+        for node in nodes:
+            for pid in [node.pid, *descendants(node.pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        raise
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
     return outputs
 

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import h5py
+import torch
 
 from srcore.bench.common import MODES, environment, format_table, write_json
 from srcore.bench.train import Config, make_recipe
@@ -96,9 +97,10 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def child_command(path: Path, source: str, steps: int, params: Path) -> list[str]:
+def child_command(path: Path, source: str, steps: int, params: Path, threads: int = 0) -> list[str]:
     """This module run as the training child (`train_child`)."""
-    return [sys.executable, "-m", "srcore.bench.bounded", "child", str(path), source, str(steps), str(params)]
+    return [sys.executable, "-m", "srcore.bench.bounded", "child", str(path), source, str(steps), str(params),
+            str(threads)]
 
 
 def run_capped(command: list[str], cap_bytes: int, interval: float = 0.1) -> tuple[dict | None, float, str]:
@@ -120,8 +122,8 @@ def run_capped(command: list[str], cap_bytes: int, interval: float = 0.1) -> tup
     return result, round(sum(peaks.values()) / 1024, 1), (err.strip().splitlines() or [""])[-1]
 
 
-def bench(train: Path, work: Path, cap_mb: int, factor: float, steps: int, repeats: int, params_path: Path
-          ) -> list[dict]:
+def bench(train: Path, work: Path, cap_mb: int, factor: float, steps: int, repeats: int, params_path: Path,
+          threads: int = 0) -> list[dict]:
     """The table's rows: one per (file, source), steps/s the median of `repeats` interleaved child runs."""
     cap = cap_mb * 2**20
     small = train.stat().st_size
@@ -131,7 +133,7 @@ def bench(train: Path, work: Path, cap_mb: int, factor: float, steps: int, repea
     rows = {}
     for _ in range(repeats):
         for key in runs:
-            result, peak, err = run_capped(child_command(key[1], key[2], steps, params_path), cap)
+            result, peak, err = run_capped(child_command(key[1], key[2], steps, params_path, threads), cap)
             if result is None:
                 raise RuntimeError(f"{key[2]} source on {key[1]} failed under the {cap_mb} MB cap: {err}")
             runs[key].append(result["steps_per_s"])
@@ -142,7 +144,7 @@ def bench(train: Path, work: Path, cap_mb: int, factor: float, steps: int, repea
             row["main_peak_mb"] = max(row["main_peak_mb"], result["main_peak_mb"])
     for key, row in rows.items():
         row["steps_per_s"] = sorted(runs[key])[len(runs[key]) // 2]
-    result, peak, err = run_capped(child_command(big, "memory", steps, params_path), cap)
+    result, peak, err = run_capped(child_command(big, "memory", steps, params_path, threads), cap)
     refused = {"data": f"{size / cap:.1f}x cap", "file_mb": round(size / 2**20), "cap_mb": cap_mb, "source": "memory",
                "chosen": "memory", "peak_mb": peak, "steps_per_s": result["steps_per_s"] if result else "failed",
                "note": err[:90]}
@@ -156,7 +158,9 @@ COLUMNS = [("data", "data"), ("file_mb", "file MB"), ("cap_mb", "cap MB"), ("sou
 
 def main() -> None:
     if sys.argv[1:2] == ["child"]:
-        path, source, steps, params = sys.argv[2:6]
+        path, source, steps, params, threads = sys.argv[2:7]
+        if int(threads):
+            torch.set_num_threads(int(threads))
         print(json.dumps(train_child(Path(path), source, int(steps), load_params(Path(params)))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,11 +172,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per run")
     parser.add_argument("--work", type=Path, help="folder for the big file (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="one run per source instead of three")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads of the trainer (0: default)")
     args = parser.parse_args()
     start = environment()
     with tempfile.TemporaryDirectory(dir=args.work) as work:
-        rows = bench(args.train, Path(work), args.cap_mb, args.factor, args.steps, 1 if args.quick else 3, args.params)
-    write_json(args.out, {"bounded": rows}, start)
+        rows = bench(args.train, Path(work), args.cap_mb, args.factor, args.steps, 1 if args.quick else 3, args.params,
+                     args.threads)
+    write_json(args.out, {"bounded": rows, "trainer_threads": args.threads or torch.get_num_threads()}, start)
     print(format_table(rows, COLUMNS))
 
 
