@@ -121,7 +121,10 @@ def main() -> None:
     parser.add_argument("--images", type=Path, nargs="+", required=True, help="folders of raw training images")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--quick", action="store_true", help="fewer steps and a 30-image prepare subset")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     images = [path for folder in args.images for path in list_images(folder)]
     start = environment()
     loading = bench_loading(args.train, steps=4 if args.quick else 8, repeats=3 if args.quick else 5,
