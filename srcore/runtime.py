@@ -29,8 +29,8 @@ def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
     runtime = replace(runtime, device=device)
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
-    if torch.device(runtime.device).type == "cpu":
-        memory.keep_freed_memory(runtime.keep_freed_memory)
+    if runtime.keep_freed_memory and torch.device(runtime.device).type == "cpu":
+        memory.keep_freed_memory()  # off: glibc left exactly as it was (no mallopt call at all)
     torch.manual_seed(seed)
     return runtime, resolve_backend(runtime.kernels, runtime.device), dist
 
