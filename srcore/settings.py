@@ -34,7 +34,7 @@ class CommonSettings:
 class Runtime:
     """The `runtime` group: where and how training computes (scores are always computed in fp32)."""
     device: str                          # cpu | cuda | cuda:N
-    precision: Literal["fp32", "bf16"]   # autocast dtype of training
+    precision: Literal["auto", "fp32", "bf16"]  # autocast dtype of training; auto: see srcore.runtime
     channels_last: bool
     kernels: Literal["auto", "triton", "torch"]
     threads: int                         # torch intra-op threads; 0 keeps torch's default
