@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test bench bench-train bench-infer bench-data bench-precision compare plots-check plots-template \
+.PHONY: layout repro test bench bench-train bench-infer bench-data bench-precision compare plots-check plots-template \
 	venv clean-venv
 
 venv: $(VENV)/.installed
@@ -65,6 +65,10 @@ plots-check: venv
 plots-template: venv
 	$(PY) -m pip install -e '.[plots-template]'
 	$(PY) -m srcore.plots_template --out .dvc/plots.html
+
+# Every module with its first docstring line and its length (tests/test_layout.py keeps them short).
+layout: venv
+	$(PY) tests/test_layout.py
 
 clean-venv:
 	rm -rf $(VENV)
