@@ -8,6 +8,7 @@ so a file carrying a pickled payload is refused instead of executed. Keys:
     step                   optimizer steps taken
     rng                    torch CPU RNG state (and CUDA's when present), to resume bit for bit
     run                    a dict describing the run (its params), to refuse resuming a different run
+    card                   the model card of a trained generator (srcore.modelcard), optional
 Extra keys (e.g. a discriminator) may be added by the training loop that owns them.
 """
 from __future__ import annotations
@@ -29,11 +30,12 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, temporary)
 
 
-def save_generator(path: str | Path, model: nn.Module, step: int) -> None:
-    """A generator alone (weights on the CPU, contiguous), rebuildable with generator_from_checkpoint."""
+def save_generator(path: str | Path, model: nn.Module, step: int, card: dict[str, Any] | None = None) -> None:
+    """A generator alone (weights on the CPU, contiguous), rebuildable with generator_from_checkpoint;
+    `card` (srcore.modelcard) is stored under "card" when given."""
     model = model.to("cpu", memory_format=torch.contiguous_format)
-    save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict(),
-                           "step": step})
+    state = {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict(), "step": step}
+    save_checkpoint(path, state if card is None else {**state, "card": card})
 
 
 def safe_load(path: str | Path, what: str) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 from srcore.checkpoint import save_generator
 from srcore.config import CommonConfig, load_params, params_group
 from srcore.distributed import finish_distributed
+from srcore.modelcard import build_card
 from srcore.models import build_generator
 from srcore.stage import run_stage
 from srcore.runs import open_live, resumable_step
@@ -37,7 +38,11 @@ def main() -> None:
         ema = pretrain(model, train, val, settings, runtime, scale=common.scale, checkpoint=args.checkpoint,
                        live=live, dist=dist)
     if dist.main:
-        save_generator(args.out, ema.module, settings.steps)
+        card = build_card(ema.module, recipe="pretrain", steps=settings.steps,
+                          params={"common": common, "runtime": runtime, "pretrain": settings},
+                          data={"train": args.train, "val": args.val, "train_fingerprint": train.fingerprint()},
+                          scores=live.summary)
+        save_generator(args.out, ema.module, settings.steps, card=card)
     finish_distributed(dist)
 
 

@@ -13,6 +13,7 @@ from srcore.config import CommonConfig, load_params, params_group
 from srcore.distributed import finish_distributed
 from srcore.discriminator import build_discriminator
 from srcore.gan import GanSettings, run_description, train_gan
+from srcore.modelcard import build_card
 from srcore.stage import run_stage
 from srcore.runs import open_live, resumable_step
 from srcore.train import PatchBank, Runtime, start_runtime
@@ -47,7 +48,11 @@ def main() -> None:
         ema = train_gan(generator, discriminator, train, val, settings, runtime, scale=common.scale, init=args.init,
                         checkpoint=args.checkpoint, backend=kernels, live=live, dist=dist)
     if dist.main:
-        save_generator(args.out, ema.module, settings.steps)
+        card = build_card(ema.module, recipe="gan", steps=settings.steps,
+                          params={"common": common, "runtime": runtime, "gan": settings},
+                          data={"init": args.init, "train": args.train, "val": args.val,
+                                "train_fingerprint": train.fingerprint()}, scores=live.summary)
+        save_generator(args.out, ema.module, settings.steps, card=card)
     finish_distributed(dist)
 
 
