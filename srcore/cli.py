@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show_warning(args.command)
         try:
             return getattr(importlib.import_module(module), name)(args)
-        except (CommandError, ValueError, FileNotFoundError, NotADirectoryError) as error:
+        except (CommandError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                PermissionError) as error:
             # Bad input is the user's to fix: one line naming it, not a traceback.
             print(f"srcore {args.command}: error: {error}", file=sys.stderr)
             return EXIT_COMMAND

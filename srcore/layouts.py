@@ -44,7 +44,8 @@ def refusal(arch: str, arch_args: dict[str, Any], layout: str) -> str | None:
         return (f"it is a x{arch_args['scale']} RRDBNet; {layout}'s RRDBNet upsamples x4 (BasicSR's x2 and x1 "
                 f"variants pixel-unshuffle the input first, which srcore's does not)")
     if arch == "edsr" and (arch_args["in_ch"], arch_args["out_ch"]) != (3, 3):
-        return f"BasicSR's EDSR subtracts an RGB mean; this EDSR maps {arch_args['in_ch']} to {arch_args['out_ch']} channels"
+        return (f"BasicSR's EDSR subtracts an RGB mean; this EDSR maps {arch_args['in_ch']} to "
+                f"{arch_args['out_ch']} channels")
     return None
 
 

@@ -15,13 +15,15 @@ A file holding two sets of weights, a training checkpoint's `model` and `ema` or
 or `"raw"`; Spec.choice records which was taken. Peers differ here: spandrel and BasicSR's default
 `param_key` read an srcore checkpoint's raw `model`, so to hand a checkpoint to them export it
 (srcore.layouts). A DataParallel 'module.' prefix is dropped. Files that are clearly not weights (images,
-ONNX graphs) are named as what they are rather than failing inside torch.load. Both EDSRs run on pixel values in [0, 255] (EDSR-PyTorch's
-rgb_range, read off sub_mean's bias; BasicSR's img_range, 255 in all its EDSR configs, not stored): every
-layer is linear or ReLU, so f(255 z) / 255 is the same network with all biases divided by 255, which is
-what srcore's EDSR (on [0, 1]) gets. The DIV2K mean both subtract is srcore's EDSR mean. EDSR's res_scale
-is not in its weights: 0.1 is assumed for the 256-feature EDSR (the only configuration either repository
-trains with another value), 1 otherwise. RRDBNet's scale comes from its count of upsampling convs (one:
-x2, two: x4); BasicSR's pixel-unshuffled x1/x2 RRDBNet has no srcore counterpart and is refused.
+ONNX graphs) are named as what they are rather than failing inside torch.load.
+
+Both EDSRs run on pixel values in [0, 255] (EDSR-PyTorch's rgb_range, read off sub_mean's bias; BasicSR's
+img_range, 255 in all its EDSR configs, not stored): every layer is linear or ReLU, so f(255 z) / 255 is the
+same network with all biases divided by 255, which is what srcore's EDSR (on [0, 1]) gets. The DIV2K mean
+both subtract is srcore's EDSR mean. EDSR's res_scale is not in its weights: 0.1 is assumed for the
+256-feature EDSR (the only configuration either repository trains with another value), 1 otherwise.
+RRDBNet's scale comes from its count of upsampling convs (one: x2, two: x4); BasicSR's pixel-unshuffled
+x1/x2 RRDBNet has no srcore counterpart and is refused.
 """
 from __future__ import annotations
 

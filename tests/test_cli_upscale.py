@@ -96,7 +96,8 @@ def test_upscale_refuses_clashes_and_bad_models(tmp_path, capsys):
     assert "would overwrite the input" in capsys.readouterr().err
     for name, what in (("a.png", "is a PNG image, not model weights"), ("m.onnx", "is an ONNX graph")):
         (tmp_path / "m.onnx").write_bytes(b"\x08\x08")
-        assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / name)]) == 2
+        argv = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / name)]
+        assert main(argv) == 2
         assert what in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), *model, "--tile", "-1"])

@@ -127,7 +127,8 @@ def test_basicsr_edsr_layout_computes_what_basicsrs_edsr_computes(tmp_path: Path
 ])
 def test_what_has_no_counterpart_is_refused_with_the_reason(tmp_path: Path, capsys, arch, kwargs, layout, reason):
     scale = kwargs.pop("scale", 4)
-    model = build_generator(arch, scale=scale, **{**(RRDB if arch == "rrdb" else EDSR if arch == "edsr" else {}), **kwargs})
+    sizes = {"rrdb": RRDB, "edsr": EDSR}.get(arch, {})
+    model = build_generator(arch, scale=scale, **{**sizes, **kwargs})
     save_checkpoint(tmp_path / "m.pt", {"arch": arch, "arch_args": model.arch_args, "model": model.state_dict()})
     assert main(["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "x.pth"), "--layout", layout]) == 2
     assert f"in the {layout} layout: " in (err := capsys.readouterr().err) and reason in err

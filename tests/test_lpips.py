@@ -55,8 +55,8 @@ def definition(state: dict, a: torch.Tensor, b: torch.Tensor, net: str) -> torch
 
 
 def crops() -> tuple[torch.Tensor, torch.Tensor]:
-    """Two real 64x64 crops of Set5 and noisy copies of them."""
-    clean = torch.stack([read_image(SET5 / name).rgb[:, 40:104, 40:104] for name in ("baby.png", "bird.png")])
+    """Two real 48x48 crops of Set5 and noisy copies of them."""
+    clean = torch.stack([read_image(SET5 / name).rgb[:, 40:88, 40:88] for name in ("baby.png", "bird.png")])
     torch.manual_seed(1)
     return clean, (clean + 0.05 * torch.randn_like(clean)).clamp(0, 1)
 
