@@ -31,11 +31,12 @@ def export_format(args: argparse.Namespace) -> str:
     return fmt
 
 
-def open_spec(path: Path, weights: str, command: str) -> Spec:
+def open_spec(path: Path, weights: str, command: str, say: bool = True) -> Spec:
+    """The weights file at `path`; with `say`, a note on stderr of which set a file holding two gave."""
     if not path.exists():
         raise CommandError(f"{path}: no such model file")
     spec = read_spec(path, weights)
-    if spec.choice is not None:
+    if say and spec.choice is not None:
         print(f"srcore {command}: {path} holds raw and EMA weights; using {spec.choice}", file=sys.stderr)
     return spec
 
@@ -88,7 +89,7 @@ def file_card(path: Path, weights: str) -> dict[str, Any]:
     """The card stored in `path`, or one derived from its tensors; with how the file holds its weights."""
     if path.suffix.lower() == ".onnx":
         return {"file": str(path), **onnx_card(path)}
-    spec = open_spec(path, weights, "info")
+    spec = open_spec(path, weights, "info", say=False)  # the card's "weights" line says it
     card = dict(spec.card) if spec.card else {
         "derived": True, **describe_model(rebuild_generator(spec.arch, spec.arch_args, spec.weights, str(path)))}
     sets = "raw and EMA (showing " + spec.choice + ")" if spec.choice else "one set"

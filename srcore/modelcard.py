@@ -96,7 +96,7 @@ def git_revision(folder: Path) -> str | None:
 
 
 def card_to_text(card: dict[str, Any]) -> str:
-    return json.dumps(plain(card), sort_keys=True)
+    return json.dumps(plain(card))  # in the card's own order, which `srcore info` shows
 
 
 def card_from_text(text: str, source: str) -> dict[str, Any]:
