@@ -58,7 +58,7 @@ def run_eval(args: argparse.Namespace) -> int:
                               with_niqe=niqe is not None, niqe_model=niqe, lpips=lpips,
                               save=image_saver(args.save_images), quiet=args.quiet)
     show(report(scores, model=args.model, data=str(args.data), scale=args.scale, channel="rgb" if args.rgb else "y",
-                crop_border=crop), scores, args.json)
+                crop_border=crop), scores, args, reference=True)
     return 0
 
 
@@ -80,12 +80,15 @@ def run_metrics(args: argparse.Namespace) -> int:
     for image, (_, ref) in zip(result["images"], pairs):
         if ref is not None:
             image["reference"] = ref.name
-    show(result, scores, args.json)
+    show(result, scores, args, reference=args.reference is not None)
     return 0
 
 
-def show(result: dict[str, Any], scores: list[ImageScore], as_json: bool) -> None:
-    print(json.dumps(finite(result), indent=2) if as_json else format_table(scores))
+def show(result: dict[str, Any], scores: list[ImageScore], args: argparse.Namespace, reference: bool) -> None:
+    """The JSON object, or a table with a column per metric asked for ("-" where an image has none)."""
+    asked = [*(("psnr", "ssim") if reference else ()), *(() if args.no_niqe else ("niqe",)),
+             *(("lpips",) if args.lpips is not None else ())]
+    print(json.dumps(finite(result), indent=2) if args.json else format_table(scores, asked))
 
 
 def finite(value: Any) -> Any:
@@ -100,8 +103,9 @@ def finite(value: Any) -> Any:
     return value
 
 
-def format_table(scores: list[ImageScore]) -> str:
-    columns = [key for key in METRICS if any(getattr(s, key) is not None for s in scores)]
+def format_table(scores: list[ImageScore], columns: list[str] | None = None) -> str:
+    """A column per metric in `columns` (default: those any image has), a row per image, then the means."""
+    columns = columns or [key for key in METRICS if any(getattr(s, key) is not None for s in scores)]
     width = max([len(s.name) for s in scores] + [4])
     lines = [f"{'image':<{width}}" + "".join(f"{key.upper():>10}" for key in columns)]
     for s in scores:

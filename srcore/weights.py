@@ -133,9 +133,9 @@ def check_is_weights(path: Path) -> None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         what = "a WebP image"
     if what is None and path.suffix.lower() == ".onnx":
-        what = "an ONNX graph, which srcore does not run (it runs PyTorch weights)"
+        what = "an ONNX graph (srcore runs PyTorch weights: give the file it was exported from)"
     if what is not None:
-        raise ValueError(f"{path} is {what}, not model weights: give an srcore checkpoint (.pt), an srcore "
+        raise ValueError(f"{path} is {what}, not model weights; srcore takes an srcore checkpoint (.pt) or "
                          f".safetensors, or ESRGAN/BasicSR/EDSR weights (.pth/.pt/.safetensors)")
 
 

@@ -91,9 +91,10 @@ def test_warnings_are_one_line_naming_the_command(tmp_path: Path, capsys):
     """A small image has no NIQE: said as `srcore metrics: warning: ...`, not as a UserWarning with a path."""
     write_png(tmp_path / "small.png", torch.rand(3, 24, 24))
     assert main(["metrics", str(tmp_path / "small.png")]) == 0
-    err = capsys.readouterr().err
-    assert err == ("srcore metrics: warning: small.png: 24x24 after cropping is smaller than one 96x96 NIQE "
-                   "block: no NIQE for it\n")
+    shown = capsys.readouterr()
+    assert shown.err == ("srcore metrics: warning: small.png: 24x24 after cropping is smaller than one 96x96 NIQE "
+                         "block: no NIQE for it\n")
+    assert shown.out.splitlines()[1].split() == ["small.png", "-"]  # the NIQE column asked for, empty
 
 
 # --- srcore eval ---------------------------------------------------------------------------------------
