@@ -41,7 +41,8 @@ def test_onnx_export_prints_no_torchvision_notes(tmp_path: Path, capsys, caplog,
 
     pytest.importorskip("onnxscript")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "torchvision" else real(name, *args))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "torchvision" else real(name, *args))
     export_onnx(build_generator("edsr", scale=2, num_feat=4, num_block=1), tmp_path / "m.onnx")
     assert "torchvision" not in capsys.readouterr().err + caplog.text
     assert (tmp_path / "m.onnx").stat().st_size > 0

@@ -163,7 +163,8 @@ def test_training_checkpoint_raw_or_ema_is_an_explicit_choice(tmp_path: Path):
     ("photo.png", lambda p: write_png(p, torch.rand(3, 4, 4)), "is a PNG image, not model weights"),
     ("photo.jpg", lambda p: PILImage.new("RGB", (4, 4)).save(p), "is a JPEG image, not model weights"),
     ("photo.webp", lambda p: PILImage.new("RGB", (4, 4)).save(p), "is a WebP image, not model weights"),
-    ("model.onnx", lambda p: p.write_bytes(b"\x08\x08\x12\x07pytorch"), "is an ONNX graph .srcore runs PyTorch weights"),
+    ("model.onnx", lambda p: p.write_bytes(b"\x08\x08\x12\x07pytorch"),
+     "is an ONNX graph .srcore runs PyTorch weights"),
 ])
 def test_files_that_are_not_weights_are_named_as_what_they_are(tmp_path: Path, name, write, what):
     write(tmp_path / name)
