@@ -82,11 +82,21 @@ def format_report(result: dict) -> str:
     return "\n\n".join([*tables, roofline.format_model(result["roofline_model"])])
 
 
+def dumps(result: dict) -> str:
+    """JSON with each row of a list of records (variants, timing rows) on one line: readable diffs."""
+    def value(v, indent):
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            inner = ",\n".join(" " * (indent + 1) + json.dumps(x) for x in v)
+            return "[\n" + inner + "\n" + " " * indent + "]"
+        return json.dumps(v, indent=1).replace("\n", "\n" + " " * indent)
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v, 1)}" for k, v in result.items()) + "\n}\n"
+
+
 def write_json(result: dict, path: Path) -> None:
     """Write result to path (parent folders made), atomically: never a half-written metrics file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.write_text(dumps(result))
     os.replace(tmp, path)
 
 

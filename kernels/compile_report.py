@@ -93,7 +93,7 @@ def compile_launch(launch: Launch) -> dict:
     ptx = kernel.asm["ptx"]
     return dict(**sass_facts(kernel.asm["cubin"]), shared=kernel.metadata.shared,
                 nan_max=ptx.count("max.NaN"), plain_max=len(re.findall(r"\bmax\.(?:f32|bf16|f16)\b", ptx)),
-                compile_s=round(time.perf_counter() - start, 2))
+                compile_s=time.perf_counter() - start)
 
 
 def problems(v: dict) -> list[str]:
@@ -157,13 +157,28 @@ def build_report(archs: tuple[int, ...] = (80, 90), fast_path_only: bool = False
     with ThreadPoolExecutor(jobs) as pool:  # ptxas and cuobjdump run as subprocesses
         facts = list(pool.map(compile_launch, [launch for launch, _ in variants]))
     rows = [v | f for (_, v), f in zip(variants, facts)]
+    compile_s = sum(row.pop("compile_s") for row in rows)  # a cost, not a fact of the variant: kept out of rows
     for row in rows:
         row["problems"] = problems(row)
     rows.sort(key=lambda r: (r["arch"], r["kernel"], r["layout"], r["dtype"], str(r["flags"])))
     return dict(kind="compile report", triton=triton.__version__,
                 targets={t.name: t.shared_bytes for t in (*TARGETS.values(), CONSUMER)},
-                max_shared_bytes=conv_block.max_shared_bytes(), variants=rows,
-                n_problems=sum(len(r["problems"]) for r in rows))
+                max_shared_bytes=conv_block.max_shared_bytes(), n_problems=sum(len(r["problems"]) for r in rows),
+                summary=summarize(rows) | {"compile_seconds": round(compile_s)}, variants=rows)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per target: counts and extremes (what `dvc metrics show/diff` displays; it skips the variant list)."""
+    out = {}
+    for arch in sorted({r["arch"] for r in rows}):
+        mine = [r for r in rows if r["arch"] == arch]
+        fast = [r for r in mine if r["fast_path"]] or [dict(n_regs=0)]
+        out[f"sm_{arch}"] = dict(variants=len(mine), fast_path=sum(r["fast_path"] for r in mine),
+                                 spilling=sum(1 for r in mine if r["n_spills"] or r["local_ops"]),
+                                 max_regs=max(r["n_regs"] for r in mine),
+                                 max_regs_fast_path=max(r["n_regs"] for r in fast),
+                                 max_shared=max(r["shared"] for r in mine))
+    return out
 
 
 def jit_kernels() -> list[triton.runtime.JITFunction]:

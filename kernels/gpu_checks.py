@@ -88,11 +88,13 @@ def nan_through_activations(device: str, shape=(2, 8, 6, 5)) -> dict:
         for args in (conv, up):
             if act != "prelu":
                 del args["prelu_weight"]
-            with torch.no_grad():
-                args["x"][0, 0, 1, 1], args["x"][0, 1, 3, 2], args["x"][-1, -1, -1, -1] = float("nan"), float("inf"), -float("inf")
+            with torch.no_grad():  # NaN, +Inf, -Inf at three places
+                x = args["x"]
+                x[0, 0, 1, 1], x[0, 1, 3, 2], x[-1, -1, -1, -1] = float("nan"), float("inf"), -float("inf")
             for t in args.values():
                 t.requires_grad_()
-        results[f"conv3x3_act {act}"] = nan_pattern_matches(conv_block.conv3x3_act, reference.conv3x3_act, conv, act=act)
+        results[f"conv3x3_act {act}"] = nan_pattern_matches(conv_block.conv3x3_act, reference.conv3x3_act, conv,
+                                                            act=act)
         results[f"pixel_shuffle_act {act}"] = nan_pattern_matches(
             pixel_shuffle.pixel_shuffle_act, reference.pixel_shuffle_act, up, act=act, upscale=2)
     return dict(ok=all(results.values()), matches=results)

@@ -9,7 +9,8 @@ Layouts: NCHW or channels_last through strides; outputs take x's memory format. 
 computed in fp32 (under autocast a PReLU first casts x to the autocast dtype, as autocast's prelu does).
 r is a compile-time constant (one compiled kernel per r; SR uses 2 and 3).
 Tiles hold a fixed TILE elements (bandwidth-bound): up to 64 output channels, the rest pixels.
-The activation helpers are the conv block's, so both ops agree on act(0) and act'(0).
+The activation helpers and launch rules are `kernels.launch`'s, shared with the conv block, so both ops
+agree on act(0), act'(0) and NaN; launches run on the input's device, a misaligned input is copied once.
 """
 from __future__ import annotations
 

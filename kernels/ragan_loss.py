@@ -5,9 +5,11 @@ With s = -1 for target 'd' and +1 for 'g', u_i = s (r_i - mean f) and v_j = -s (
 which is `kernels.reference.ragan_loss` (BCE with logits against labels 1/0 is softplus(-x)/softplus(x)).
 Forward: a single program makes two passes, first the two means, then the softplus sums (in the stable form
 max(x, 0) + log1p(exp(-|x|))) and the sigmoid sums S_r = sum sigmoid(u_i), S_f = sum sigmoid(v_j) that the
-backward needs; fp32 throughout, in a fixed order (deterministic). Discriminator logits are few (one per
-image, or a patch map of ~1e4-1e5), where one program is launch-bound; a single program does not scale to
-millions of logits (one SM's bandwidth), which would need a grid-wide reduction and a third launch.
+backward needs; fp32 throughout, in a fixed order (deterministic). The loops pipeline their loads
+(`tl.range(..., num_stages=LOAD_STAGES)`: async copies issued ahead, which the compile report checks).
+Discriminator logits are few (one per image, or a patch map of ~1e4-1e5), where one program is
+launch-bound; a single program does not scale to millions of logits (one SM's bandwidth), which would
+need a grid-wide reduction and a third launch.
 Backward, one elementwise launch over both inputs:
     dL/dr_k = dL * s / (2 Nr) * (sigmoid(u_k) + S_f / Nf)
     dL/df_k = -dL * s / (2 Nf) * (sigmoid(v_k) + S_r / Nr)

@@ -1,5 +1,6 @@
 """The timing plumbing on tiny shapes (on CPU: interpreted kernels and a wall-clock timer); the compile
 report that `make bench` writes without CUDA is tested in test_compile_report.py."""
+import json
 import time
 
 import pytest
@@ -55,3 +56,11 @@ def test_tf32_is_set_through_the_new_api_and_restored():
     assert torch.backends.cudnn.conv.fp32_precision == "tf32" and old[0] == "ieee"
     torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = old
     assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+
+
+def test_the_json_keeps_one_record_per_line_and_round_trips():
+    result = dict(kind="compile report", n_problems=0, summary={"sm_90": {"variants": 2}},
+                  variants=[dict(kernel="k", arch=90, flags={"ACT": "relu"}), dict(kernel="k", arch=80, flags={})])
+    text = bench.dumps(result)
+    assert json.loads(text) == result
+    assert sum('"kernel": "k"' in line for line in text.splitlines()) == 2
