@@ -63,7 +63,9 @@ def test_vanilla_matches_hand_written_bce():
 
 
 def test_ragan_triton_backend_matches_torch():
-    real, fake = logits(7, 4).float(), logits(7, 5).float()
+    """On CUDA the Triton kernels run compiled and need CUDA tensors (on CPU, tests/conftest.py interprets them)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    real, fake = logits(7, 4).float().to(device), logits(7, 5).float().to(device)
     for loss in (discriminator_loss, generator_loss):
         torch.testing.assert_close(loss("ragan", real, fake, backend="triton"), loss("ragan", real, fake))
 
