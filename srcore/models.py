@@ -1,11 +1,13 @@
-"""Generators: SRResNet (SRGAN), EDSR and RRDBNet (ESRGAN), built by name from `GENERATORS`.
+"""Generators, built by name from `GENERATORS`: SRResNet (SRGAN), EDSR and RRDBNet (ESRGAN) here; the lineage's
+pre-upsampling SRCNN and VDSR (srcore.lineage) and EDSR's multi-scale MDSR (srcore.mdsr) beside them.
 
 The building blocks they share live in srcore.blocks (fused 3x3 convs through `ops`, so the Triton kernels
 replace the PyTorch references without touching the models). Parameters live in ordinary nn.Conv2d /
 nn.PReLU / nn.BatchNorm2d modules, so state-dict keys are the usual `...weight`, `...bias`; RRDBNet uses
 BasicSR's names so ESRGAN weights can be mapped onto it. Each generator carries `name` (its GENERATORS key)
 and `arch_args` (its constructor arguments minus `kernels`): `build_generator(m.name, **m.arch_args)`
-rebuilds it, e.g. from a checkpoint.
+rebuilds it, e.g. from a checkpoint. Every generator takes and returns RGB (B, 3, H, W) in [0, 1]; a Y-channel
+model (arch_args colour "y") converts inside (srcore.ychannel), so callers need not know.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from srcore import ops
 from srcore.blocks import (Conv3x3, EDSRBlock, ShuffleUp, bicubic_up, channel_mean, check_kernels, init_generator,
                            upsample_steps)
 from srcore.blocks import DIV2K_RGB_MEAN, init_convs  # noqa: F401 (re-exported: srcore.weights and tests use them)
+from srcore.lineage import SRCNN, VDSR
+from srcore.mdsr import MDSR
 
 
 class SRResBlock(nn.Module):
@@ -164,7 +168,8 @@ class RRDBNet(nn.Module):
         return out + bicubic_up(x, self.scale) if self.global_residual else out
 
 
-GENERATORS: dict[str, type[nn.Module]] = {"srresnet": SRResNet, "edsr": EDSR, "rrdb": RRDBNet}
+GENERATORS: dict[str, type[nn.Module]] = {"srresnet": SRResNet, "edsr": EDSR, "rrdb": RRDBNet, "srcnn": SRCNN,
+                                           "vdsr": VDSR, "mdsr": MDSR}
 
 
 def build_generator(name: str, **kwargs) -> nn.Module:
