@@ -1,8 +1,12 @@
 """The pretrain recipe's lineage options: VDSR's adjustable gradient clipping (bounded by theta / current lr),
-SGD, a Y model's loss on Y, and multi-scale training on batches of mixed scales from an in-memory source."""
+SGD, a Y model's loss on Y, and multi-scale training on batches of mixed scales from an in-memory source, in
+one process and data-parallel."""
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,3 +146,46 @@ def test_mdsr_trains_every_scale_from_batches_of_mixed_scales(tmp_path: Path):
     for s in (2, 3, 4):  # every scale's own head was trained, and the shared body too
         for key in (f"pre.x{s}.0.conv1.weight", f"upsample.x{s}.0.conv.weight", "body.0.conv1.weight"):
             assert not torch.equal(model.state_dict()[key], initial[key]), key
+
+
+MDSR = replace(SETTINGS, generator="mdsr", generator_args={"num_feat": 4, "num_block": 1, "scales": [2, 3, 4]},
+               loss="l1", optimizer="adam", lr=1e-3, clip="none")
+DDP_WORKER = """
+import sys
+import torch
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from test_lineage_training import COMMON, MDSR, RUNTIME, bank
+from srcore.distributed import finish_distributed, init_distributed
+from srcore.mixed_scales import MixedScales
+from srcore.recipes import pretrain
+from dataclasses import replace
+
+_, dist = init_distributed("cpu")
+torch.set_num_threads(1)
+torch.manual_seed(0)
+made = pretrain.build(MDSR, replace(COMMON, scale=4), RUNTIME, data={}, dist=dist, code="test")
+source = MixedScales({s: bank(s) for s in (2, 3, 4)})
+for step in range(4):
+    made.step(made.state, *source.batch(step, 2, False, dist.part))
+if dist.main:
+    torch.save(made.state.generator.state_dict(), sys.argv[3])
+finish_distributed(dist)
+"""
+
+
+def test_mdsr_trains_data_parallel_on_mixed_scales_like_one_process(tmp_path: Path):
+    """Under torchrun a step at one scale leaves the other heads without gradients: DDP must expect that
+    (before, the second step stopped with DDP's "Expected to have finished reduction")."""
+    (tmp_path / "worker.py").write_text(DDP_WORKER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(tmp_path / "worker.py"), str(ROOT), str(ROOT / "tests"), str(tmp_path / "ddp.pt")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, textwrap.shorten(done.stderr[-3000:], 3000)
+    made = build(MDSR, replace(COMMON, scale=4))
+    source = MixedScales({s: bank(s) for s in (2, 3, 4)})
+    for step in range(4):
+        made.step(made.state, *source.batch(step, 2, False))
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    for key, value in made.state.generator.state_dict().items():
+        torch.testing.assert_close(ddp[key], value, rtol=1e-4, atol=1e-6, msg=lambda m: f"{key}: {m}")

@@ -25,7 +25,7 @@ from srcore.engine import Recipe, TrainState, adam, check_finite_losses, make_em
 from srcore.losses import pixel_loss
 from srcore.models import GENERATORS, build_generator
 from srcore.imports import code_fingerprint
-from srcore.multiscale import batch_scale, takes_scale
+from srcore.multiscale import batch_scale, model_scales, takes_scale
 from srcore.recipes import run_identity
 from srcore.runtime import autocast, place_networks
 from srcore.settings import CommonSettings, PretrainSettings, Runtime
@@ -61,7 +61,9 @@ def build(settings: PretrainSettings, common: CommonSettings, runtime: Runtime, 
     state = TrainState({"generator": model}, {"generator": opt}, {"generator": scheduler},
                        make_ema(model, settings.ema_decay))
     run = run_identity("pretrain", settings, common, runtime, dist.world, data, code or code_fingerprint(__file__))
-    step_fn = partial(step, loss_fn=pixel_loss(settings.loss), net=wrap(model, dist), runtime=runtime, dist=dist,
+    # A step at one scale leaves the other scales' parameters of a multi-scale model (MDSR's heads) unused.
+    net = wrap(model, dist, unused_parameters=len(model_scales(model)) > 1)
+    step_fn = partial(step, loss_fn=pixel_loss(settings.loss), net=net, runtime=runtime, dist=dist,
                       on_luma=is_luma_model(model), multiscale=takes_scale(model),
                       clip=None if settings.clip == "none" else (settings.clip, settings.clip_theta))
     return Recipe("pretrain", state, step_fn, run)
