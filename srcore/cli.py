@@ -160,6 +160,8 @@ def add_upscale_parser(commands: argparse._SubParsersAction) -> None:
                     help="folder for the outputs, written as <stem>.<ext>; or, for one input, a file name "
                          "ending in .png/.jpg/.jpeg/.webp")
     add_model_options(up, default_tile=256)
+    up.add_argument("--scale", type=positive_int, default=None, metavar="S",
+                    help="which scale of a multi-scale model (MDSR, VDSR) to run (default: the model's own)")
     up.add_argument("--outscale", type=positive_float, default=None, metavar="S",
                     help="final scale of the output (default: the model's); the model's output is resized "
                          "with Lanczos, as Real-ESRGAN's --outscale; bicubic takes it as its scale (default 4)")

@@ -14,6 +14,7 @@ from srcore.evaluate import (METRICS, Distance, ImageScore, SaveImage, Upscaler,
                              hr_folder, mean_scores, model_upscaler, report, score_pairs)
 from srcore.imageio import write_png
 from srcore.infer import tiled_upscaler
+from srcore.multiscale import select_scale
 from srcore.lpips import load_lpips, lpips_distance
 from srcore.niqe import NiqeModel, load_niqe_model
 from srcore.pairing import pair_references
@@ -25,8 +26,11 @@ def eval_upscaler(args: argparse.Namespace, device: str) -> Upscaler:
     if args.model == "bicubic":
         return bicubic_upscaler(args.scale)
     model = load_model(args.model, args.weights, "eval")
-    if model.arch_args["scale"] != args.scale:
-        raise CommandError(f"--model {args.model} is a x{model.arch_args['scale']} model, expected x{args.scale}")
+    try:
+        model = select_scale(model, args.scale)  # a multi-scale model at --scale; any other at its own only
+    except ValueError:
+        raise CommandError(f"--model {args.model} is a x{model.arch_args['scale']} model, expected "
+                           f"x{args.scale}") from None
     if args.tile == 0 and args.precision == "fp32":
         return model_upscaler(model, device=device, self_ensemble=args.self_ensemble)
     return tiled_upscaler(model, tile=args.tile, pad=args.tile_pad, device=device, precision=args.precision,

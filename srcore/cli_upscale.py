@@ -17,6 +17,7 @@ from srcore.cli_images import expand_inputs, load_model, resolve_device, writabl
 from srcore.imagewrite import SUFFIXES, write_image
 from srcore.imageio import read_image
 from srcore.infer import Bicubic, rescale_samples, upscale_image
+from srcore.multiscale import select_scale
 
 BICUBIC_SCALE = 4  # --model bicubic without --outscale
 
@@ -60,10 +61,19 @@ def open_upscaler(args: argparse.Namespace) -> nn.Module:
             raise CommandError(f"--model bicubic upscales by whole factors; --outscale {args.outscale:g} is not one")
         return Bicubic(int(scale))
     model = load_model(args.model, args.weights, "upscale")
-    if (model.arch_args["in_ch"], model.arch_args["out_ch"]) != (3, 3):
-        raise CommandError(f"--model {args.model} maps {model.arch_args['in_ch']} to {model.arch_args['out_ch']} "
-                           f"channels; srcore upscale needs an RGB model (3 to 3)")
-    return model
+    channels = (model.arch_args.get("in_ch", 3), model.arch_args.get("out_ch", 3))  # a Y model takes RGB too
+    if channels != (3, 3):
+        raise CommandError(f"--model {args.model} maps {channels[0]} to {channels[1]} channels; srcore upscale "
+                           f"needs an RGB model (3 to 3)")
+    return model if args.scale is None else model_at_scale(model, args.scale, args.model)
+
+
+def model_at_scale(model: nn.Module, scale: int, name: str) -> nn.Module:
+    """A multi-scale model (MDSR, VDSR) set to upscale x`scale`; any model at its own scale; else a bad command."""
+    try:
+        return select_scale(model, scale)
+    except ValueError as error:
+        raise CommandError(f"--model {name}: {error}") from error
 
 
 def bit_depth(args: argparse.Namespace, fmt: str) -> int | None:

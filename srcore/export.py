@@ -88,6 +88,9 @@ class BicubicUp(nn.Module):
         return cols.reshape(b, c, self.scale * w, self.scale * h).transpose(2, 3)
 
 
+PRE_UPSAMPLING = ("srcnn", "vdsr")  # networks that run on the bicubic-upscaled image (srcore.lineage)
+
+
 class OnnxGenerator(nn.Module):
     """The function `model` computes, in ops the ONNX exporter can trace at a dynamic H, W.
 
@@ -117,8 +120,12 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = ONNX_OPSET, car
     """model as ONNX: input "lq" (B, in_ch, H, W) in [0, 1], output "sr" (B, out_ch, sH, sW), unclamped;
     B, H and W are dynamic (H, W >= 2). The metadata properties hold ONNX_CONTRACT and the card
     (ONNX_CARD_KEY). Needs the `onnx` extra (onnxscript)."""
+    if model.name in PRE_UPSAMPLING:
+        raise ValueError(f"ONNX export of {model.name} is not supported: it upscales its input with MATLAB "
+                         f"bicubic inside the network, which the exporter cannot trace at a dynamic size; "
+                         f"export .safetensors instead")
     wrapped = OnnxGenerator(model.cpu()).eval()
-    example = torch.rand(2, model.arch_args["in_ch"], 32, 32)  # batch 2: torch.export specialises a 1
+    example = torch.rand(2, model.arch_args.get("in_ch", 3), 32, 32)  # batch 2: torch.export specialises a 1
     batch = torch.export.Dim("batch", min=1, max=1024)
     height, width = (torch.export.Dim(name, min=2, max=65536) for name in ("height", "width"))
     with quiet_exporter():

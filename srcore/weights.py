@@ -9,6 +9,8 @@ layout and mapped onto srcore's generators (srcore.models), with the architectur
     basicsr-rrdb  BasicSR's RRDBNet: conv_first, body.N.rdb1.conv1, conv_body, conv_up1, conv_hr (= srcore's)
     basicsr-edsr  BasicSR's EDSR: conv_first, body.N.conv1, conv_after_body, upsample.0, conv_last
     edsr-pytorch  EDSR-PyTorch (sanghyun-son): sub_mean, head.0, body.N.body.0, tail.0.0, tail.1, add_mean
+    srcnn-*, vdsr-*, mdsr-edsr-pytorch   the common SRCNN and VDSR ports and EDSR-PyTorch's MDSR
+                  (srcore.foreign_lineage)
 
 A file holding two sets of weights, a training checkpoint's `model` and `ema` or BasicSR's `params` and
 `params_ema`, is read by the explicit choice `weights="ema"` (the default, what srcore's training outputs)
@@ -40,6 +42,7 @@ from torch import nn
 
 from srcore.checkpoint import check_checkpoint, rebuild_generator
 from srcore.files import safe_load
+from srcore.foreign_lineage import LINEAGE_LAYOUTS
 from srcore.models import DIV2K_RGB_MEAN
 
 Weights = dict[str, torch.Tensor]
@@ -299,6 +302,7 @@ LAYOUTS: dict[str, tuple[tuple[str, ...], SpecFn]] = {  # name -> (keys that ide
                       "conv_last.weight"), basicsr_edsr_spec),
     "edsr-pytorch": (("sub_mean.weight", "head.0.weight", "body.0.body.0.weight", "tail.0.0.weight",
                       "tail.1.weight", "add_mean.weight"), edsr_pytorch_spec),
+    **LINEAGE_LAYOUTS,  # SRCNN, VDSR and MDSR ports (srcore.foreign_lineage)
 }
 
 

@@ -243,3 +243,32 @@ def test_export_safetensors_rebuilds_the_model_with_normal_permissions(tmp_path,
     argv = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "m.safetensors")]
     assert main(argv) == 0
     np.testing.assert_array_equal(np.asarray(PILImage.open(tmp_path / "o" / "a.png")).shape, (10, 12, 3))
+
+
+def test_upscale_runs_a_multi_scale_model_at_the_scale_asked_for(tmp_path, capsys):
+    """One MDSR checkpoint, every scale it has: --scale picks its head; a scale it lacks is a bad command."""
+    torch.manual_seed(0)
+    model = build_generator("mdsr", scale=4, scales=[2, 4], num_feat=4, num_block=1).eval()
+    ckpt = tmp_path / "mdsr.pt"
+    save_checkpoint(ckpt, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict()})
+    write_png(tmp_path / "in.png", torch.rand(3, 5, 6))
+    for scale, size in ((None, (24, 20)), (2, (12, 10)), (4, (24, 20))):
+        out = tmp_path / f"x{scale}.png"
+        assert main(["upscale", str(tmp_path / "in.png"), "-o", str(out), "--model", str(ckpt)]
+                    + ([] if scale is None else ["--scale", str(scale)])) == 0
+        assert PILImage.open(out).size == size
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "x3.png"), "--model", str(ckpt),
+                 "--scale", "3"]) == 2
+    assert "upscales x2, x4; asked for x3" in capsys.readouterr().err
+
+
+def test_a_y_channel_model_upscales_rgb_photos_and_onnx_export_says_why_not(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = build_generator("vdsr", colour="y", scale=2, num_feat=4, num_layers=3).eval()
+    ckpt = tmp_path / "vdsr.pt"
+    save_checkpoint(ckpt, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict()})
+    write_png(tmp_path / "in.png", torch.rand(3, 5, 6))
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", str(ckpt)]) == 0
+    assert PILImage.open(tmp_path / "out.png").size == (12, 10) and PILImage.open(tmp_path / "out.png").mode == "RGB"
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "vdsr.onnx")]) == 2
+    assert "ONNX export of vdsr is not supported" in capsys.readouterr().err
