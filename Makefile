@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: repro test bench bench-train bench-infer bench-data bench-precision bench-bounded compare plots-check plots-template \
-	venv clean-venv
+.PHONY: layout repro test bench gpu-check bench-train bench-infer bench-data bench-precision bench-bounded compare \
+	plots-check plots-template venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -25,7 +25,8 @@ repro: venv
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Kernel microbenchmarks (Triton vs eager vs torch.compile); on a machine without CUDA it records the skip.
+# Kernel benchmark: on CUDA, Triton vs cuDNN/eager vs torch.compile; without CUDA, the compile report for
+# sm_80/sm_90 (Triton compiling on this CPU) and a roofline model.
 bench: venv
 	$(PY) stages/bench.py --out metrics/kernels.json
 
@@ -72,5 +73,14 @@ plots-template: venv
 	$(PY) -m pip install -e '.[plots-template]'
 	$(PY) -m srcore.plots_template --out .dvc/plots.html
 
+# Every module with its first docstring line and its length (tests/test_layout.py keeps them short).
+layout: venv
+	$(PY) tests/test_layout.py
+
 clean-venv:
 	rm -rf $(VENV)
+
+# On a CUDA GPU (<= 8 min on one H100): every check of kernels/gpu_check.py into one JSON; elsewhere it says
+# there is no CUDA device and exits 0.
+gpu-check: venv
+	$(PY) -m kernels.gpu_check --params params.yaml --out metrics/gpu_check.json

@@ -1,19 +1,12 @@
-"""Microbenchmarks: each Triton kernel against eager PyTorch and torch.compile, at the default and paper shapes.
+"""Kernel benchmark (the DVC `bench` stage, `make bench`): what can be known about the kernels on this machine.
 
-    python -m kernels.bench --out metrics/kernels.json [--no-tf32]
+    python -m kernels.bench --out metrics/kernels.json [--no-tf32] [--fast-path]
 
-For every op, shape and dtype the Triton forward is first checked against eager PyTorch (a RuntimeError if it
-is off by more than MAX_REL_ERROR); then three implementations are timed forward ("fwd", under no_grad) and forward +
-backward ("fwd+bwd"): "triton" (kernels.<op>), "eager" (kernels.reference: cuDNN conv, then separate
-epilogue ops) and "compile" (torch.compile of the same reference). Timing is triton.testing.do_bench's
-median on CUDA (L2 flushed between runs); throughput is TFLOP/s for the conv (2*B*H*W*Cout*Cin*9 FLOPs
-forward, 3x that with the backward) and GB/s for the bandwidth-bound ops (the minimal bytes each must move),
-with the percentage of the device's peak: H100_SXM's numbers (H200's on an H200); an fp32 conv is held to
-the TF32 tensor-core peak when TF32 is on, else to the CUDA-core fp32 peak. TF32 is set explicitly (on by
-default, as in training) for cuBLAS and cuDNN, and recorded; the Triton conv follows the cuDNN flag.
-Convs run channels_last, the fast layout for cuDNN and the Triton kernel alike. At 48x48 the host-side
-launch cost can exceed the GPU time: that is measured too, as it is what a training step sees.
-Without CUDA nothing is timed: the result is {"skipped": true, "reason": "no CUDA device", ...environment}.
+On a CUDA device: every case of `kernels.timings` (Triton against cuDNN/eager and torch.compile, timed with
+triton.testing.do_bench), and what the device compiled (registers, spills, shared memory of each variant).
+Without one: the compile report (`kernels.compile_report`: every variant the models launch, compiled for
+sm_80 and sm_90 by Triton's compiler on this CPU) and a roofline model of the benchmark cases
+(`kernels.roofline`), labelled as a model. Both print as tables and are written as one JSON.
 """
 from __future__ import annotations
 
@@ -21,165 +14,15 @@ import argparse
 import json
 import os
 import platform
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 import triton
 from triton.testing import do_bench
 
-from kernels import conv_block, pixel_shuffle, ragan_loss, reference
+from kernels import compile_report, roofline, timings
 
-
-@dataclass(frozen=True)
-class Peaks:
-    """Dense peaks of one device: tensor-core TFLOP/s (bf16/fp16, TF32), CUDA-core fp32 TFLOP/s, HBM GB/s."""
-    name: str
-    bf16_tflops: float
-    tf32_tflops: float
-    fp32_tflops: float
-    hbm_gbs: float
-
-
-H100_SXM = Peaks("H100 SXM5", bf16_tflops=989.4, tf32_tflops=494.7, fp32_tflops=66.9, hbm_gbs=3350.0)
-H200 = Peaks("H200 SXM", bf16_tflops=989.4, tf32_tflops=494.7, fp32_tflops=66.9, hbm_gbs=4800.0)
-CONV_SHAPES = ((16, 64, 48, 48), (16, 64, 128, 128))  # (B, C, H, W): default and paper training patches
-CONV_DTYPES = (torch.bfloat16, torch.float32)
-SHUFFLE_SHAPES = ((16, 256, 48, 48, 2),)  # SRGAN's upsampler input (B, C*r*r, H, W, r) at 64 features
-LOSS_BATCHES = (16, 1 << 16)  # one logit per image; a large patch map (16 x 64 x 64)
-BANDWIDTH_DTYPES = (torch.bfloat16, torch.float32)
-MAX_REL_ERROR = 5e-2  # Triton vs eager output, relative to its largest value: beyond bf16/TF32 rounding = broken
-
-
-@dataclass(frozen=True)
-class Case:
-    """One timed call: fn() runs it; work is FLOPs (unit TFLOP/s) or bytes (unit GB/s); peak is in unit."""
-    op: str
-    shape: str
-    dtype: torch.dtype
-    impl: str
-    fn: Callable[[], object]
-    work: float
-    unit: str
-    peak: float
-
-
-def device_peaks() -> Peaks:
-    """The peaks of the current CUDA device: H200's on an H200, else H100 SXM's."""
-    return H200 if "H200" in torch.cuda.get_device_name() else H100_SXM
-
-
-def implementations(op_triton: Callable, op_reference: Callable) -> dict[str, Callable]:
-    # dynamic=False: one static graph per shape, as a training loop at fixed patch size gets.
-    return {"triton": op_triton, "eager": op_reference, "compile": torch.compile(op_reference, dynamic=False)}
-
-
-def check_against_eager(what: str, call: Callable[[], torch.Tensor], eager: Callable[[], torch.Tensor]) -> None:
-    """Time only kernels that compute the right thing: the forward output against eager PyTorch's."""
-    with torch.no_grad():
-        out, expected = call().float(), eager().float()
-    error = ((out - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item()
-    if not error <= MAX_REL_ERROR:
-        raise RuntimeError(f"{what}: Triton output is off eager by {error:.3g} (relative), over {MAX_REL_ERROR}")
-
-
-def timed_pair(op: str, shape: str, dtype: torch.dtype, impl: str, call: Callable[[], torch.Tensor],
-               leaves: list[torch.Tensor], fwd_work: float, bwd_work: float, unit: str, peak: float
-               ) -> Iterator[Case]:
-    """A forward case (no autograd graph) and a forward + backward case (grads of every leaf)."""
-    def fwd():
-        with torch.no_grad():
-            return call()
-
-    def fwd_bwd():
-        out = call()
-        return torch.autograd.grad(out, leaves, torch.ones_like(out))
-
-    yield Case(f"{op} fwd", shape, dtype, impl, fwd, fwd_work, unit, peak)
-    yield Case(f"{op} fwd+bwd", shape, dtype, impl, fwd_bwd, fwd_work + bwd_work, unit, peak)
-
-
-def conv_cases(B: int, C: int, H: int, W: int, dtype: torch.dtype, peaks: Peaks, device: str = "cuda"
-               ) -> Iterator[Case]:
-    """SRGAN's block conv: C -> C, PReLU, + residual; channels_last (the fast layout for cuDNN and Triton)."""
-    def rand(*shape, scale=1.0):
-        return (torch.randn(*shape, device=device) * scale).to(dtype)
-
-    x = rand(B, C, H, W).to(memory_format=torch.channels_last)
-    weight, bias, prelu = rand(C, C, 3, 3, scale=(9 * C) ** -0.5), rand(C), rand(C, scale=0.25)
-    residual = rand(B, C, H, W).to(memory_format=torch.channels_last)
-    leaves = [t.requires_grad_() for t in (x, weight, bias, prelu, residual)]
-    flops = 2.0 * B * H * W * C * C * 9
-    tf32 = torch.backends.cudnn.allow_tf32
-    peak = peaks.bf16_tflops if dtype != torch.float32 else peaks.tf32_tflops if tf32 else peaks.fp32_tflops
-    shape = f"{B}x{C}x{H}x{W} cl prelu+res"
-    calls = {impl: partial(op, x, weight, bias, act="prelu", prelu_weight=prelu, residual=residual)
-             for impl, op in implementations(conv_block.conv3x3_act, reference.conv3x3_act).items()}
-    check_against_eager(f"conv3x3_act {shape} {dtype}", calls["triton"], calls["eager"])
-    for impl, call in calls.items():
-        yield from timed_pair("conv3x3_act", shape, dtype, impl, call, leaves, flops, 2 * flops, "TFLOP/s", peak)
-
-
-def shuffle_cases(B: int, C: int, H: int, W: int, r: int, dtype: torch.dtype, peaks: Peaks, device: str = "cuda"
-                  ) -> Iterator[Case]:
-    """Pixel shuffle + per-channel PReLU: reads and writes each element once (backward: reads 2, writes 1)."""
-    x = torch.randn(B, C, H, W, device=device, dtype=dtype, requires_grad=True)
-    prelu = torch.full((C // r**2,), 0.25, device=device, dtype=dtype, requires_grad=True)
-    nbytes, shape = x.numel() * x.element_size(), f"{B}x{C}x{H}x{W} r={r}"
-    calls = {impl: partial(op, x, r, act="prelu", prelu_weight=prelu)
-             for impl, op in implementations(pixel_shuffle.pixel_shuffle_act, reference.pixel_shuffle_act).items()}
-    check_against_eager(f"pixel_shuffle_act {shape} {dtype}", calls["triton"], calls["eager"])
-    for impl, call in calls.items():
-        yield from timed_pair("pixel_shuffle_act", shape, dtype, impl, call, [x, prelu], 2 * nbytes, 3 * nbytes,
-                              "GB/s", peaks.hbm_gbs)
-
-
-def loss_cases(batch: int, dtype: torch.dtype, peaks: Peaks, device: str = "cuda") -> Iterator[Case]:
-    """RaGAN loss for D: reads both logit vectors (backward: reads them again, writes both grads)."""
-    real = torch.randn(batch, 1, device=device, dtype=dtype, requires_grad=True)
-    fake = torch.randn(batch, 1, device=device, dtype=dtype, requires_grad=True)
-    nbytes, shape = 2 * real.numel() * real.element_size(), f"2x{batch}x1"
-    calls = {impl: partial(op, real, fake, "d")
-             for impl, op in implementations(ragan_loss.ragan_loss, reference.ragan_loss).items()}
-    check_against_eager(f"ragan_loss {shape} {dtype}", calls["triton"], calls["eager"])
-    for impl, call in calls.items():
-        yield from timed_pair("ragan_loss", shape, dtype, impl, call, [real, fake], nbytes, 2 * nbytes, "GB/s",
-                              peaks.hbm_gbs)
-
-
-def all_cases(peaks: Peaks) -> Iterator[Case]:
-    """Every case, built lazily so each shape's tensors are freed before the next is allocated."""
-    for shape in CONV_SHAPES:
-        for dtype in CONV_DTYPES:
-            yield from conv_cases(*shape, dtype, peaks)
-    for shape in SHUFFLE_SHAPES:
-        for dtype in BANDWIDTH_DTYPES:
-            yield from shuffle_cases(*shape, dtype, peaks)
-    for batch in LOSS_BATCHES:
-        for dtype in BANDWIDTH_DTYPES:
-            yield from loss_cases(batch, dtype, peaks)
-
-
-def measure(case: Case, timer: Callable[[Callable[[], object]], float]) -> dict:
-    """One row of the report; timer(fn) returns milliseconds. fn runs once first (torch.compile compiles)."""
-    case.fn()
-    ms = timer(case.fn)
-    scale = 1e12 if case.unit == "TFLOP/s" else 1e9
-    throughput = case.work / (ms * 1e-3) / scale
-    return dict(op=case.op, shape=case.shape, dtype=str(case.dtype).removeprefix("torch."), impl=case.impl,
-                ms=significant(ms), throughput=significant(throughput), unit=case.unit,
-                pct_peak=significant(100 * throughput / case.peak))
-
-
-def significant(value: float, digits: int = 4) -> float:
-    """value to `digits` significant digits (timings are not more precise; keeps the JSON readable)."""
-    return float(f"{value:.{digits}g}")
-
-
-def cuda_timer(fn: Callable[[], object]) -> float:
-    return do_bench(fn, warmup=25, rep=100, return_mode="median")
+TIMER = "triton.testing.do_bench median (warmup 25 ms, rep 100 ms)"
 
 
 def environment() -> dict:
@@ -188,58 +31,88 @@ def environment() -> dict:
                 device=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
 
-def run(tf32: bool = True) -> dict:
-    """Time every case on the current CUDA device; the skipped marker plus environment without one."""
-    if not torch.cuda.is_available():
-        return dict(skipped=True, reason="no CUDA device", **environment())
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+def cuda_timer(fn) -> float:
+    return do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def set_tf32(enabled: bool) -> tuple[str, str]:
+    """Set TF32 for cuDNN convs and cuBLAS matmuls through the fp32_precision API; returns the old values."""
+    old = torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = (
+        "tf32" if enabled else "ieee")
+    return old
+
+
+def time_cases(tf32: bool = True, compiled: bool = True, cases=None) -> dict:
+    """Time `cases` (default: every case of kernels.timings) on the current CUDA device."""
+    old = set_tf32(tf32)
     try:
-        peaks = device_peaks()
+        peaks = timings.device_peaks()
         rows = []
-        for case in all_cases(peaks):
+        for case in cases if cases is not None else timings.all_cases(peaks, compiled):
             torch.compiler.reset()  # a fresh dynamo cache per case: no recompile limit, no stale graphs
-            rows.append(measure(case, cuda_timer))
+            rows.append(timings.measure(case, cuda_timer))
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-    return dict(skipped=False, **environment(),
-                tf32={"torch.backends.cuda.matmul.allow_tf32": tf32, "torch.backends.cudnn.allow_tf32": tf32},
-                peaks=vars(peaks), timer="triton.testing.do_bench median (warmup 25 ms, rep 100 ms)", rows=rows)
+        torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = old
+    return dict(tf32=tf32, peaks=vars(peaks), timer=TIMER, rows=rows)
+
+
+def model() -> list[dict]:
+    return roofline.model(timings.CONV_SHAPES, timings.SHUFFLE_SHAPES)
+
+
+def run(tf32: bool = True, fast_path_only: bool = False) -> dict:
+    """The timings and the compiled variants on a CUDA device; the compile report (of the fast-path variants
+    only with fast_path_only: what CI compiles) and the model without."""
+    if torch.cuda.is_available():
+        return dict(kind="timings", **environment(), **time_cases(tf32),
+                    compiled_on_device=compile_report.compiled_on_device(), roofline_model=model())
+    report = compile_report.build_report(fast_path_only=fast_path_only)
+    return dict(environment(), **report, note="no CUDA device: nothing timed; compiled for sm_80/sm_90 on this "
+                "CPU, plus a roofline model (not a measurement)", roofline_model=model())
 
 
 def format_report(result: dict) -> str:
-    """A readable table of result["rows"], or the skip reason."""
-    if result["skipped"]:
-        return f"kernel benchmarks skipped: {result['reason']} (torch {result['torch']}, triton {result['triton']})"
-    header = ("op", "shape", "dtype", "impl", "time ms", "TFLOP/s or GB/s", "% peak")
-    lines = [(r["op"], r["shape"], r["dtype"], r["impl"], f"{r['ms']:.4g}", f"{r['throughput']:.4g} {r['unit']}",
-              f"{r['pct_peak']:.3g}") for r in result["rows"]]
-    widths = [max(len(row[i]) for row in (header, *lines)) for i in range(len(header))]
+    """The tables of a `run` result."""
+    if result["kind"] == "timings":
+        title = f"{result['device']}, TF32 {'on' if result['tf32'] else 'off'}, {result['timer']}"
+        tables = [timings.format_rows(result["rows"], title)]
+    else:
+        tables = [compile_report.format_table(result)]
+    return "\n\n".join([*tables, roofline.format_model(result["roofline_model"])])
 
-    def fmt(row):
-        return " | ".join(cell.ljust(w) for cell, w in zip(row, widths))
 
-    title = f"{result['device']}, TF32 {'on' if all(result['tf32'].values()) else 'off'}, peaks: {result['peaks']}"
-    return "\n".join([title, fmt(header), "-+-".join("-" * w for w in widths), *map(fmt, lines)])
+def dumps(result: dict) -> str:
+    """JSON with each row of a list of records (variants, timing rows) on one line: readable diffs."""
+    def value(v, indent):
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            inner = ",\n".join(" " * (indent + 1) + json.dumps(x) for x in v)
+            return "[\n" + inner + "\n" + " " * indent + "]"
+        return json.dumps(v, indent=1).replace("\n", "\n" + " " * indent)
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(v, 1)}" for k, v in result.items()) + "\n}\n"
 
 
 def write_json(result: dict, path: Path) -> None:
     """Write result to path (parent folders made), atomically: never a half-written metrics file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.write_text(dumps(result))
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Time the Triton kernels against eager and compiled PyTorch.")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the Triton kernels (or, without CUDA, compile them "
+                                                 "for sm_80/sm_90 and model them).")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--no-tf32", dest="tf32", action="store_false", help="fp32 convs/matmuls in IEEE fp32")
+    parser.add_argument("--fast-path", action="store_true",
+                        help="without CUDA: compile only the fast-path variants (bf16, channels_last), as CI does")
     args = parser.parse_args(argv)
-    result = run(tf32=args.tf32)
+    result = run(tf32=args.tf32, fast_path_only=args.fast_path)
     print(format_report(result))
     write_json(result, args.out)
+    return 1 if result.get("n_problems") else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -9,7 +9,8 @@ Layouts: NCHW or channels_last through strides; outputs take x's memory format. 
 computed in fp32 (under autocast a PReLU first casts x to the autocast dtype, as autocast's prelu does).
 r is a compile-time constant (one compiled kernel per r; SR uses 2 and 3).
 Tiles hold a fixed TILE elements (bandwidth-bound): up to 64 output channels, the rest pixels.
-The activation helpers are the conv block's, so both ops agree on act(0) and act'(0).
+The activation helpers and launch rules are `kernels.launch`'s, shared with the conv block, so both ops
+agree on act(0), act'(0) and NaN; launches run on the input's device, a misaligned input is copied once.
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.conv_block import (ACT_CODES, DTYPES, act_derivative, act_forward, autocast_dtype, check_device,
-                                memory_format, pixel_offsets)
+from kernels.launch import (ACT_CODES, DTYPES, act_derivative, act_forward, aligned, autocast_dtype, check_device,
+                            check_image_size, launches_on_input_device, memory_format, pixel_offsets)
 from kernels.reference import ACTIVATIONS
 
-TILE, MAX_BLOCK_C = 4096, 64  # elements per program; channels per tile at most
+TILE, MAX_BLOCK_C = 2048, 64  # elements per program (16 per thread: NCHW gathers stay in registers); channels
 NUM_WARPS = 4
 
 
@@ -86,6 +87,7 @@ def _blocks(B: int, C: int, H: int, W: int, r: int) -> tuple[tuple[int, int], di
     return grid, dict(BLOCK_P=block_p, BLOCK_C=block_c)
 
 
+@launches_on_input_device
 def _shuffle_forward(x, upscale, act, prelu_weight, negative_slope):
     """Launch the forward: x (B, C*r*r, H, W) -> (B, C, H*r, W*r) in x's dtype and memory format."""
     B, c_in, H, W = x.shape
@@ -102,6 +104,7 @@ def _shuffle_forward(x, upscale, act, prelu_weight, negative_slope):
     return y
 
 
+@launches_on_input_device
 def _shuffle_backward(grad_y, x, upscale, act, prelu_weight, negative_slope, dtype, fmt):
     """(dx (B, C*r*r, H, W) in dtype and memory format fmt, d prelu_weight in fp32 shaped like it, or None).
 
@@ -138,7 +141,7 @@ class PixelShuffleAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, prelu_weight = ctx.saved_tensors
-        dx, d_alpha = _shuffle_backward(grad_y, x, ctx.upscale, ctx.act, prelu_weight, ctx.negative_slope,
+        dx, d_alpha = _shuffle_backward(aligned(grad_y), x, ctx.upscale, ctx.act, prelu_weight, ctx.negative_slope,
                                         ctx.x_dtype, ctx.x_format)
         need_x, _, _, need_alpha, _ = ctx.needs_input_grad
         dx = dx if need_x else None
@@ -157,6 +160,7 @@ def _check_inputs(x, upscale, act, prelu_weight) -> None:
     if x.dtype not in DTYPES:
         raise ValueError(f"pixel_shuffle_act: x dtype {x.dtype} not supported; valid: {DTYPES}")
     check_device("pixel_shuffle_act: x", x)
+    check_image_size("pixel_shuffle_act: x", x)
     if act != "prelu":
         return
     c_out = x.shape[1] // upscale**2
@@ -181,6 +185,7 @@ def pixel_shuffle_act(x: torch.Tensor, upscale: int, *, act: str = "identity",
     if act == "prelu" and cast is not None and x.dtype in DTYPES:
         x = x.to(cast)
     _check_inputs(x, upscale, act, prelu_weight)
+    x = aligned(x)  # an input off a 16-byte boundary would compile without any alignment hints
     needs_grad = x.requires_grad or (act == "prelu" and prelu_weight.requires_grad)
     if torch.is_grad_enabled() and needs_grad:
         return PixelShuffleAct.apply(x, upscale, act, prelu_weight, negative_slope)

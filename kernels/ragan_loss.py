@@ -5,9 +5,11 @@ With s = -1 for target 'd' and +1 for 'g', u_i = s (r_i - mean f) and v_j = -s (
 which is `kernels.reference.ragan_loss` (BCE with logits against labels 1/0 is softplus(-x)/softplus(x)).
 Forward: a single program makes two passes, first the two means, then the softplus sums (in the stable form
 max(x, 0) + log1p(exp(-|x|))) and the sigmoid sums S_r = sum sigmoid(u_i), S_f = sum sigmoid(v_j) that the
-backward needs; fp32 throughout, in a fixed order (deterministic). Discriminator logits are few (one per
-image, or a patch map of ~1e4-1e5), where one program is launch-bound; a single program does not scale to
-millions of logits (one SM's bandwidth), which would need a grid-wide reduction and a third launch.
+backward needs; fp32 throughout, in a fixed order (deterministic). The loops pipeline their loads
+(`tl.range(..., num_stages=LOAD_STAGES)`: async copies issued ahead, which the compile report checks).
+Discriminator logits are few (one per image, or a patch map of ~1e4-1e5), where one program is
+launch-bound; a single program does not scale to millions of logits (one SM's bandwidth), which would
+need a grid-wide reduction and a third launch.
 Backward, one elementwise launch over both inputs:
     dL/dr_k = dL * s / (2 Nr) * (sigmoid(u_k) + S_f / Nf)
     dL/df_k = -dL * s / (2 Nf) * (sigmoid(v_k) + S_r / Nr)
@@ -19,10 +21,13 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.conv_block import DTYPES, autocast_dtype, check_device
+from kernels.launch import DTYPES, aligned, autocast_dtype, check_device, launches_on_input_device
 
 FWD_BLOCK, BWD_BLOCK = 1024, 1024
 NUM_WARPS = 4
+# The forward's loops have no tl.dot, so the kernel-level num_stages pipelines nothing there: each loop asks
+# for its own software pipelining (loads issued LOAD_STAGES - 1 iterations ahead, as async copies).
+LOAD_STAGES = tl.constexpr(3)
 SIGNS = {"d": -1.0, "g": 1.0}  # s: the sign of (real - mean fake) inside the real term's softplus
 
 
@@ -39,7 +44,7 @@ def _softplus_sigmoid(x):
 def _sum(ptr, n, BLOCK: tl.constexpr):
     """fp32 sum of ptr[0:n]."""
     acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    for start in range(0, n, BLOCK):
+    for start in tl.range(0, n, BLOCK, num_stages=LOAD_STAGES):
         offs = start + tl.arange(0, BLOCK)
         acc += tl.load(ptr + offs, mask=offs < n, other=0.0).to(tl.float32)
     return tl.sum(acc, axis=0)
@@ -50,7 +55,7 @@ def _softplus_sigmoid_sums(ptr, n, shift, sign, BLOCK: tl.constexpr):
     """(sum softplus(sign * (x - shift)), sum sigmoid(sign * (x - shift))) over ptr[0:n], fp32."""
     acc_sp = tl.zeros((BLOCK,), dtype=tl.float32)
     acc_sg = tl.zeros((BLOCK,), dtype=tl.float32)
-    for start in range(0, n, BLOCK):
+    for start in tl.range(0, n, BLOCK, num_stages=LOAD_STAGES):
         offs = start + tl.arange(0, BLOCK)
         ok = offs < n
         sp, sg = _softplus_sigmoid(sign * (tl.load(ptr + offs, mask=ok, other=0.0).to(tl.float32) - shift))
@@ -92,15 +97,32 @@ def _ragan_bwd_kernel(real_ptr, fake_ptr, stats_ptr, grad_ptr, d_real_ptr, d_fak
     tl.store(d_fake_ptr + offs, d_fake.to(d_fake_ptr.dtype.element_ty), mask=ok)
 
 
+@launches_on_input_device
+def _forward(real, fake, sign, loss_dtype):
+    """(loss, stats) for flat logits; stats = (S_r, S_f, mean r, mean f) fp32, for the backward."""
+    loss = torch.empty((), device=real.device, dtype=loss_dtype)
+    stats = torch.empty(4, device=real.device, dtype=torch.float32)
+    _ragan_fwd_kernel[(1,)](real, fake, loss, stats, real.numel(), fake.numel(), sign,
+                            BLOCK=FWD_BLOCK, num_warps=NUM_WARPS)
+    return loss, stats
+
+
+@launches_on_input_device
+def _backward(real, fake, stats, grad_loss, sign):
+    """(d_real, d_fake) in the logits' dtypes."""
+    d_real, d_fake = torch.empty_like(real), torch.empty_like(fake)
+    grid = (triton.cdiv(max(real.numel(), fake.numel()), BWD_BLOCK),)
+    _ragan_bwd_kernel[grid](real, fake, stats, grad_loss, d_real, d_fake, real.numel(), fake.numel(), sign,
+                            BLOCK=BWD_BLOCK, num_warps=NUM_WARPS)
+    return d_real, d_fake
+
+
 class RaganLoss(torch.autograd.Function):
     """Autograd for the fused loss; inputs are flat (N,) views, gradients go to both."""
 
     @staticmethod
     def forward(ctx, real, fake, sign, loss_dtype):
-        loss = torch.empty((), device=real.device, dtype=loss_dtype)
-        stats = torch.empty(4, device=real.device, dtype=torch.float32)  # S_r, S_f, mean r, mean f
-        _ragan_fwd_kernel[(1,)](real, fake, loss, stats, real.numel(), fake.numel(), sign,
-                                BLOCK=FWD_BLOCK, num_warps=NUM_WARPS)
+        loss, stats = _forward(real, fake, sign, loss_dtype)
         ctx.save_for_backward(real, fake, stats)
         ctx.sign = sign
         return loss
@@ -108,11 +130,7 @@ class RaganLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):
         real, fake, stats = ctx.saved_tensors
-        d_real, d_fake = torch.empty_like(real), torch.empty_like(fake)
-        grid = (triton.cdiv(max(real.numel(), fake.numel()), BWD_BLOCK),)
-        _ragan_bwd_kernel[grid](real, fake, stats, grad_loss, d_real, d_fake, real.numel(), fake.numel(),
-                                ctx.sign, BLOCK=BWD_BLOCK, num_warps=NUM_WARPS)
-        return d_real, d_fake, None, None
+        return (*_backward(real, fake, stats, grad_loss, ctx.sign), None, None)
 
 
 def _check_logits(name: str, t: torch.Tensor) -> None:
@@ -140,5 +158,5 @@ def ragan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, target: str
     if autocast_dtype(real_logits) is not None:
         loss_dtype = torch.float32
     # Flat contiguous (N,) views (copies only if strided); autograd reshapes the gradients back.
-    return RaganLoss.apply(real_logits.reshape(-1).contiguous(), fake_logits.reshape(-1).contiguous(),
-                           SIGNS[target], loss_dtype)
+    return RaganLoss.apply(aligned(real_logits.reshape(-1).contiguous()),
+                           aligned(fake_logits.reshape(-1).contiguous()), SIGNS[target], loss_dtype)

@@ -6,6 +6,7 @@ A generator file (what `pretrain`, `train_gan` and `interpolate` write) holds:
     arch, arch_args        GENERATORS name and constructor arguments (srcore.models)
     model, ema             weights, and the EMA weights when training kept them (loaders prefer the EMA)
     step                   optimizer steps taken
+    card                   the model card of a trained generator (srcore.modelcard), optional
 A training state (srcore.engine.TrainState, the resumable checkpoint) is a generator file plus the other
 networks, optimizers, schedulers, RNG state and the run's identity; see TrainState.to_dict.
 """
@@ -28,11 +29,12 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, temporary)
 
 
-def save_generator(path: str | Path, model: nn.Module, step: int) -> None:
-    """A generator alone (weights on the CPU, contiguous), rebuildable with srcore.weights.load_generator."""
+def save_generator(path: str | Path, model: nn.Module, step: int, card: dict[str, Any] | None = None) -> None:
+    """A generator alone (weights on the CPU, contiguous), rebuildable with srcore.weights.load_generator;
+    `card` (srcore.modelcard) is stored under "card" when given."""
     model = model.to("cpu", memory_format=torch.contiguous_format)
-    save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict(),
-                           "step": step})
+    state = {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict(), "step": step}
+    save_checkpoint(path, state if card is None else {**state, "card": card})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -1,286 +1,228 @@
-"""The `srcore` command line: score bicubic or a model on a benchmark folder, score existing images,
-upscale images with a model, or export a model.
+"""The `srcore` command line: score models by the standard SR protocol, score existing images, upscale
+images, export models for other tools, and show what a model file says about itself.
 
-    srcore eval --model bicubic --data data/benchmark/Set5 --scale 4 [--rgb] [--crop-border N] [--json]
-    srcore eval --model models/psnr.pt --data data/benchmark/Set5 --scale 4 [--self-ensemble]
-    srcore metrics out/*.png --reference data/benchmark/Set5/HR --scale 4 [--json]
-    srcore upscale photo.jpg photos/ 'scans/*.tif' -o out/ --model models/psnr.pt [--tile 256] [--tile-pad 40]
-                   [--bits 8|16] [--device cpu|cuda] [--precision fp32|bf16] [--overwrite]
-    srcore export models/psnr.pt --format safetensors|onnx -o psnr.safetensors
+    srcore eval --model bicubic|MODEL --data data/benchmark/Set5 --scale 4 [--self-ensemble] [--save-images DIR]
+    srcore metrics 'results/Set5/*.png' --reference data/benchmark/Set5 --scale 4 [--suffix x4] [--lpips W]
+    srcore upscale photo.jpg photos/ 'scans/*.tif' -o out/ --model MODEL [--outscale 2] [--ext jpg --quality 90]
+    srcore export MODEL -o model.safetensors|model.onnx|net_g.pth [--layout srcore|basicsr|esrgan]
+    srcore info MODEL [--json]
 
-`upscale` and `export` take an srcore checkpoint or foreign weights (ESRGAN, BasicSR, EDSR-PyTorch .pth,
-.safetensors; see srcore.weights). Exit status: 0 when all went well, 1 when `upscale` failed on some
-inputs (each named on stderr, the others still written), 2 for a bad command (bad model, clashing outputs).
+MODEL is an srcore checkpoint or .safetensors, or ESRGAN / BasicSR / EDSR-PyTorch weights (.pth, .pt,
+.safetensors); eval and upscale also take `bicubic`. Inputs may be files, folders and glob patterns
+(expanded by srcore when quoted). Progress bars go to stderr on a terminal, unless --quiet.
+
+Exit status: 0 when everything was done; 1 when some inputs failed (each named on stderr, the others
+done) or the work failed midway (e.g. a full disk); 2 when nothing was done because of the command: a
+bad flag, a missing or unreadable input, model or reference, an output that cannot be written,
+--device cuda without CUDA.
 """
 from __future__ import annotations
 
 import argparse
-import glob
-import json
+import importlib
 import sys
+import warnings
+from importlib import metadata
 from pathlib import Path
 
-import torch
-from torch import nn
-from tqdm import tqdm
-
-from srcore import memory
-from srcore.evaluate import (ImageScore, Upscaler, bicubic_upscaler, evaluate_dataset, mean_scores, model_upscaler,
-                             report, score_files)
-from srcore.export import FORMATS, export_onnx, export_safetensors
-from srcore.imageio import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_samples
-from srcore.infer import PRECISIONS, upscale_image
-from srcore.niqe import load_niqe_model
-from srcore.weights import load_generator
-
-MODELS = {"bicubic": bicubic_upscaler}
+# Kept here rather than imported from the library, so that --help and --version run without importing
+# torch (~2 s); tests/test_cli.py checks they equal the library's.
+PRECISIONS = ("fp32", "bf16")  # srcore.infer.PRECISIONS
+OUTPUT_FORMATS = ("png", "jpg", "webp")  # srcore.imagewrite.FORMATS
+EXPORT_FORMATS = ("safetensors", "onnx", "pth")
+LAYOUTS = ("srcore", "basicsr", "esrgan")  # srcore.layouts.LAYOUTS
+WEIGHT_SETS = ("ema", "raw")  # srcore.weights.WEIGHT_SETS
+RUNNERS = {"eval": "srcore.cli_score:run_eval", "metrics": "srcore.cli_score:run_metrics",
+           "upscale": "srcore.cli_upscale:run_upscale", "export": "srcore.cli_model:run_export",
+           "info": "srcore.cli_model:run_info"}
+EXIT_PARTIAL, EXIT_COMMAND, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+class CommandError(Exception):
+    """A problem with the command as given: reported on one line, exit status 2, nothing done."""
+
+
+def checked_int(low: int, meaning: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {meaning}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer {meaning}, got {text}")
+        return value
+    return parse
+
+
+positive_int, non_negative_int = checked_int(1, ">= 1"), checked_int(0, ">= 0")
+
+
+def quality(text: str) -> int:
+    value = checked_int(1, "from 1 to 100")(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 100, got {text}")
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def add_model_options(parser: argparse.ArgumentParser, default_tile: int) -> None:
+    """How a model is chosen and run: shared by eval and upscale."""
+    parser.add_argument("--model", required=True,
+                        help="bicubic (MATLAB bicubic, the baseline), an srcore checkpoint or .safetensors, or "
+                             "ESRGAN/BasicSR/EDSR weights (.pth/.pt/.safetensors)")
+    parser.add_argument("--weights", choices=WEIGHT_SETS, default="ema",
+                        help="which set of a file holding two (a training checkpoint's raw model and EMA, "
+                             "BasicSR's params and params_ema): ema (default) or raw")
+    parser.add_argument("--tile", type=non_negative_int, default=default_tile, metavar="N",
+                        help=f"LR tile size in pixels; 0 runs each image whole (default {default_tile})")
+    parser.add_argument("--tile-pad", type=non_negative_int, default=40, metavar="P",
+                        help="LR pixels of context around each tile; tiled = untiled once >= the model's receptive "
+                             "radius (default 40: EDSR/SRResNet presets; RRDBNet needs ~15 per block)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32 (default) or bf16 autocast: faster on bf16-capable CPUs/GPUs, ~1/255 less exact")
+
+
+def add_run_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help=f"where {what} runs (default: cuda when available, else cpu)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars (they are shown on a terminal only, on stderr)")
 
 
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """How images are scored: the same flags for eval and metrics."""
     parser.add_argument("--rgb", action="store_true", help="score PSNR/SSIM on RGB instead of Y (default: Y)")
-    parser.add_argument("--crop-border", type=int, default=None, metavar="N",
+    parser.add_argument("--crop-border", type=non_negative_int, default=None, metavar="N",
                         help="pixels cropped from every border before scoring (default: the scale)")
+    parser.add_argument("--no-niqe", action="store_true", help="skip NIQE (the slowest metric)")
     parser.add_argument("--niqe-model", type=Path, default=None, metavar="NPZ",
                         help="NIQE pristine model (default: the official one shipped with srcore)")
+    parser.add_argument("--lpips", type=Path, default=None, metavar="WEIGHTS",
+                        help="also score LPIPS with these local weights: a saved lpips.LPIPS(net='alex' or "
+                             "'vgg').state_dict() (never downloaded; see README)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    add_run_options(parser, "the model (eval) and LPIPS run")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srcore", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    ev = commands.add_parser("eval", help="make LR from HR by the protocol, upscale it, score it")
-    ev.add_argument("--model", required=True,
-                    help=f"one of: {', '.join(MODELS)}, or a checkpoint / weights file (see upscale --model)")
-    ev.add_argument("--self-ensemble", action="store_true", help="average a model over the 8 flips/rotations")
-    ev.add_argument("--data", required=True, type=Path, help="folder of HR images (or holding HR/)")
-    ev.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
-    ev.add_argument("--no-niqe", action="store_true", help="skip NIQE (the slowest metric)")
-    add_scoring_options(ev)
-    me = commands.add_parser("metrics", help="score existing images (NIQE always, PSNR/SSIM with --reference)")
-    me.add_argument("paths", nargs="+", type=Path, help="image files or folders")
-    me.add_argument("--reference", type=Path, default=None, help="folder of references with the same file names")
-    me.add_argument("--scale", type=positive_int, default=1, help="sets the default --crop-border (default 1: none)")
-    add_scoring_options(me)
+    parser.add_argument("--version", action="version", version=f"srcore {package_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_eval_parser(commands)
+    add_metrics_parser(commands)
     add_upscale_parser(commands)
     add_export_parser(commands)
+    info = commands.add_parser("info", help="show a model file's card: architecture, scale, training, data, scores")
+    info.add_argument("model", type=Path, help="an srcore checkpoint, .safetensors or .onnx, or foreign weights")
+    info.add_argument("--weights", choices=WEIGHT_SETS, default="ema", help="which set of a file holding two")
+    info.add_argument("--json", action="store_true", help="print the card as JSON")
     return parser
+
+
+def add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    ev = commands.add_parser("eval", help="make LR from HR by the protocol, upscale it, score it")
+    add_model_options(ev, default_tile=0)
+    ev.add_argument("--data", required=True, type=Path, help="folder of HR images, or one holding HR/")
+    ev.add_argument("--scale", required=True, type=int, choices=(2, 3, 4))
+    ev.add_argument("--self-ensemble", action="store_true", help="average a model over the 8 flips/rotations")
+    ev.add_argument("--save-images", type=Path, default=None, metavar="DIR",
+                    help="also write each SR image, as scored (8-bit), to DIR/<name>.png")
+    add_scoring_options(ev)
+
+
+def add_metrics_parser(commands: argparse._SubParsersAction) -> None:
+    me = commands.add_parser("metrics", help="score existing images (NIQE, and PSNR/SSIM with --reference)")
+    me.add_argument("paths", nargs="+", help="image files, folders, or glob patterns (expanded when quoted)")
+    me.add_argument("--reference", type=Path, default=None,
+                    help="folder of references, or one holding HR/; each image is paired with the reference of "
+                         "the same name, else of its name without --suffix or a scale suffix (x4, _x4, _SR, _out)")
+    me.add_argument("--suffix", default=None, help="what to drop from an image's name to get its reference's "
+                                                   "(e.g. x4 for babyx4.png -> baby.png)")
+    me.add_argument("--scale", type=positive_int, default=1,
+                    help="the SR scale: sets the default --crop-border (default 1: no crop)")
+    add_scoring_options(me)
 
 
 def add_upscale_parser(commands: argparse._SubParsersAction) -> None:
     up = commands.add_parser("upscale", help="upscale images with a model, tile by tile")
     up.add_argument("inputs", nargs="+", help="image files, folders, or glob patterns (expanded when quoted)")
-    up.add_argument("-o", "--out", required=True, type=Path, help="folder for the outputs, written as <stem>.png")
-    up.add_argument("--model", required=True, type=Path,
-                    help="srcore checkpoint or foreign weights (.pth/.pt/.safetensors); its scale is used")
-    up.add_argument("--tile", type=non_negative_int, default=256, metavar="N",
-                    help="LR tile size in pixels; 0 runs each image whole (default 256)")
-    up.add_argument("--tile-pad", type=non_negative_int, default=40, metavar="P",
-                    help="LR pixels of context around each tile; tiled = untiled once >= the model's receptive "
-                         "radius (default 40: EDSR/SRResNet presets; RRDBNet needs ~15 per block)")
+    up.add_argument("-o", "--out", required=True, type=Path,
+                    help="folder for the outputs, written as <stem>.<ext>; or, for one input, a file name "
+                         "ending in .png/.jpg/.jpeg/.webp")
+    add_model_options(up, default_tile=256)
+    up.add_argument("--scale", type=positive_int, default=None, metavar="S",
+                    help="which scale of a multi-scale model (MDSR, VDSR) to run (default: the model's own)")
+    up.add_argument("--outscale", type=positive_float, default=None, metavar="S",
+                    help="final scale of the output (default: the model's); the model's output is resized "
+                         "with Lanczos, as Real-ESRGAN's --outscale; bicubic takes it as its scale (default 4)")
+    up.add_argument("--ext", choices=OUTPUT_FORMATS, default=None,
+                    help="output format (default: png, or the -o file's); jpg and webp are 8-bit")
+    up.add_argument("--quality", type=quality, default=95, help="jpg/webp quality, 1-100 (default 95)")
     up.add_argument("--bits", type=int, default=None, choices=(8, 16),
-                    help="bits per channel of the PNGs (default: the input's, so 16-bit stays 16-bit)")
-    up.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                    help="where the model runs (default: cuda when available, else cpu)")
-    up.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                    help="fp32 (default) or bf16 autocast: faster on bf16-capable CPUs/GPUs, ~1/255 less exact")
+                    help="bits per channel of PNGs (default: the input's, so 16-bit stays 16-bit)")
+    up.add_argument("--max-pixels", type=non_negative_int, default=None, metavar="N",
+                    help="refuse inputs of more than N pixels (default 89478485, Pillow's limit; 0: no limit)")
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_run_options(up, "the model")
 
 
 def add_export_parser(commands: argparse._SubParsersAction) -> None:
-    ex = commands.add_parser("export", help="write a model as .safetensors (weights + arch) or ONNX")
+    ex = commands.add_parser("export", help="write a model for srcore, BasicSR, ESRGAN/spandrel or ONNX runtimes")
     ex.add_argument("model", type=Path, help="srcore checkpoint or foreign weights (see upscale --model)")
-    ex.add_argument("--format", required=True, choices=FORMATS)
-    ex.add_argument("-o", "--out", required=True, type=Path, help="output file")
+    ex.add_argument("-o", "--out", required=True, type=Path,
+                    help="output file; its suffix (.safetensors, .onnx, .pth, .pt) picks the format")
+    ex.add_argument("--format", choices=EXPORT_FORMATS, default=None, help="override the format the suffix picks")
+    ex.add_argument("--layout", choices=LAYOUTS, default="srcore",
+                    help="srcore (default; with its model card), basicsr (BasicSR's params/params_ema, names "
+                         "and pixel range) or esrgan (the original ESRGAN RRDBNet state dict)")
+    ex.add_argument("--weights", choices=WEIGHT_SETS, default="ema",
+                    help="which set of a file holding two; the basicsr layout keeps both, as BasicSR does")
 
 
-def upscaler(model: str, scale: int, self_ensemble: bool) -> Upscaler:
-    """A named baseline, or the generator a weights file describes (srcore.weights: checkpoints and foreign
-    layouts), run in fp32 on the first GPU or the CPU."""
-    if model in MODELS:
-        return MODELS[model](scale)
-    if not Path(model).is_file():
-        raise SystemExit(f"srcore eval: --model {model!r} is neither a checkpoint file nor one of: {', '.join(MODELS)}")
-    generator = load_generator(model)  # a bad file: ValueError, reported by main
-    if generator.arch_args["scale"] != scale:
-        raise ValueError(f"{model} is a x{generator.arch_args['scale']} model, expected x{scale}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model_upscaler(generator, device=device, self_ensemble=self_ensemble)
+def package_version() -> str:
+    try:
+        return metadata.version("srgan-pipeline")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
-def run_eval(args: argparse.Namespace) -> dict:
-    if not args.data.is_dir():
-        raise SystemExit(f"srcore eval: --data {args.data} is not a folder")
-    crop = args.scale if args.crop_border is None else args.crop_border
-    scores = evaluate_dataset(upscaler(args.model, args.scale, args.self_ensemble), args.data, args.scale, crop=crop,
-                              y_channel=not args.rgb, with_niqe=not args.no_niqe,
-                              niqe_model=load_niqe_model(args.niqe_model))
-    return report(scores, model=args.model, data=str(args.data), scale=args.scale,
-                  channel="rgb" if args.rgb else "y", crop_border=crop)
+def show_warning(command: str):
+    """warnings.showwarning for the command line: one line naming the command, no source location."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm import tqdm  # writes above any progress bar
 
-
-def expand_paths(paths: list[Path], command: str) -> list[Path]:
-    """Files as given, folders replaced by the images they hold; `command` names the caller in errors."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(list_images(path))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise SystemExit(f"srcore {command}: {path} does not exist "
-                             f"(give image files {'/'.join(IMAGE_SUFFIXES)} or folders)")
-    return files
-
-
-def run_metrics(args: argparse.Namespace) -> dict:
-    crop = (0 if args.scale == 1 else args.scale) if args.crop_border is None else args.crop_border
-    scores = score_files(expand_paths(args.paths, "metrics"), args.reference, scale=args.scale, crop=crop,
-                         y_channel=not args.rgb, niqe_model=load_niqe_model(args.niqe_model))
-    return report(scores, reference=None if args.reference is None else str(args.reference),
-                  channel="rgb" if args.rgb else "y", crop_border=crop)
-
-
-def upscale_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
-    """The image files named, held by folders, or matched by glob patterns (for patterns the shell left
-    quoted), in order and without repeats; plus one problem per pattern that gave no image."""
-    files: dict[Path, None] = {}  # ordered, without repeats
-    problems = []
-    for text in patterns:
-        path = Path(text)
-        if path.is_dir():
-            try:
-                found = list_images(path)
-            except FileNotFoundError as error:
-                problems.append(str(error))
-                continue
-        elif path.is_file():
-            found = [path]
-        elif any(char in text for char in "*?["):
-            found = [Path(p) for p in sorted(glob.glob(text)) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-            if not found:
-                problems.append(f"{text}: no image file ({'/'.join(IMAGE_SUFFIXES)}) matches this pattern")
-        else:
-            problems.append(f"{text}: no such file or folder")
-            continue
-        files.update(dict.fromkeys(found))
-    return list(files), problems
-
-
-def output_paths(files: list[Path], out: Path) -> list[Path]:
-    """out/<stem>.png per input; a ValueError when two inputs share a stem or an output is an input."""
-    outputs = [out / f"{path.stem}.png" for path in files]
-    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
-    if clashes:
-        raise ValueError(f"several inputs would be written to the same file in {out}: {', '.join(clashes)}")
-    overwritten = [path for path, o in zip(files, outputs) if o.resolve() == path.resolve()]
-    if overwritten:
-        raise ValueError(f"--out {out} would overwrite the input {overwritten[0]}; pick another folder")
-    return outputs
-
-
-def upscale_file(model: nn.Module, path: Path, out: Path, args: argparse.Namespace, device: str) -> str:
-    """Read, upscale and write one image; returns a short description of the output."""
-    scale = model.arch_args["scale"]
-    samples = upscale_image(model, read_image(path), scale, tile=args.tile, pad=args.tile_pad, device=device,
-                            precision=args.precision, bit_depth=args.bits)  # (sH, sW, C) uint8/uint16
-    write_samples(out, samples)
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples.shape[2]]
-    return f"{samples.shape[1]}x{samples.shape[0]} {mode} {8 * samples.itemsize}-bit, x{scale}"
-
-
-def run_upscale(args: argparse.Namespace) -> int:
-    """Upscale every input to args.out/<stem>.png, each written atomically. A file that fails is named on
-    stderr and the rest go on; existing outputs are skipped unless --overwrite. 1 if any input failed."""
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("srcore upscale: --device cuda, but torch sees no CUDA device; use --device cpu")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        memory.keep_freed_memory()  # every tile reuses the last one's freed buffers instead of page-faulting
-    files, problems = upscale_inputs(args.inputs)
-    for problem in problems:
-        print(f"srcore upscale: error: {problem}", file=sys.stderr)
-    outputs = output_paths(files, args.out)
-    model = load_generator(args.model)
-    if (model.arch_args["in_ch"], model.arch_args["out_ch"]) != (3, 3):
-        raise ValueError(f"--model {args.model} maps {model.arch_args['in_ch']} to {model.arch_args['out_ch']} "
-                         f"channels; srcore upscale needs an RGB model (3 to 3)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    written, skipped, failed = 0, 0, len(problems)
-    batch = tqdm(list(zip(files, outputs)), desc="images", unit="image", disable=None if len(files) > 1 else True)
-    for path, out in batch:
-        if out.exists() and not args.overwrite:
-            skipped += 1
-            tqdm.write(f"srcore upscale: {out} exists, skipped (--overwrite replaces it)", file=sys.stderr)
-            continue
-        try:
-            done = upscale_file(model, path, out, args, device)
-        except (ValueError, OSError, MemoryError, torch.OutOfMemoryError) as error:  # this input's problem
-            failed += 1
-            message = str(error) if str(path) in str(error) else f"{path}: {error}"
-            tqdm.write(f"srcore upscale: error: {message}", file=sys.stderr)
-            continue
-        written += 1
-        tqdm.write(f"{path} -> {out} ({done})")
-    print(f"srcore upscale: {written} written, {skipped} skipped, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def run_export(args: argparse.Namespace) -> int:
-    model = load_generator(args.model)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    (export_safetensors if args.format == "safetensors" else export_onnx)(model, args.out)
-    print(f"{args.model} -> {args.out} ({args.format}, {model.name} {model.arch_args})")
-    return 0
-
-
-def format_table(scores: list[ImageScore]) -> str:
-    columns = [key for key in ("psnr", "ssim", "niqe") if any(getattr(s, key) is not None for s in scores)]
-    width = max([len(s.name) for s in scores] + [4])
-    lines = [f"{'image':<{width}}" + "".join(f"{key.upper():>10}" for key in columns)]
-    for s in scores:
-        lines.append(f"{s.name:<{width}}" + "".join(fmt(getattr(s, key), key) for key in columns))
-    means = mean_scores(scores)
-    lines.append(f"{'mean':<{width}}" + "".join(fmt(means.get(key), key) for key in columns))
-    return "\n".join(lines)
-
-
-def fmt(value: float | None, key: str) -> str:
-    if value is None:
-        return f"{'-':>10}"
-    return f"{value:>10.3f}" if key == "psnr" else f"{value:>10.4f}"
+        tqdm.write(f"srcore {command}: warning: {message}", file=sys.stderr)
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command in ("upscale", "export"):
-            return (run_upscale if args.command == "upscale" else run_export)(args)
-        result = run_eval(args) if args.command == "eval" else run_metrics(args)
-    except (ImageReadError, FileNotFoundError, ValueError) as error:
-        # Bad input is the user's to fix: one line naming it, not a traceback.
-        print(f"srcore {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        scores = [ImageScore(**image) for image in result["images"]]
-        print(format_table(scores))
-    return 0
+    args = build_parser().parse_args(argv)  # a bad flag exits 2, --help and --version exit 0
+    module, name = RUNNERS[args.command].split(":")
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning(args.command)
+        try:
+            return getattr(importlib.import_module(module), name)(args)
+        except (CommandError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                PermissionError) as error:
+            # Bad input is the user's to fix: one line naming it, not a traceback.
+            print(f"srcore {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_COMMAND
+        except OSError as error:  # failed midway: a full disk, a vanished folder
+            print(f"srcore {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_PARTIAL
+        except KeyboardInterrupt:
+            print(f"srcore {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

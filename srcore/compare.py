@@ -4,12 +4,14 @@
 truncated on any terminal. This prints the same experiments (`dvc exp show --json` with the arguments
 given, e.g. `-A` or `-n 3`), one line per benchmark set, with PSNR / SSIM / NIQE of bicubic, the PSNR
 model and the GAN model from metrics/eval.json, as the README's results table writes them. With the
-default models it fits 120 columns. Layout of eval.json: {"scale": s, set: {model: {metric: value}}}.
+default models it fits 120 columns. Layout of eval.json: {"scale": s, set: {model: {metric: value}}}, where a
+set is a dataset at scale s or, for a multi-scale model's other scales, "<dataset> x<other scale>".
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,7 +84,8 @@ def table(rows: list[Row], models: dict[str, str] = MODELS) -> str:
             continue
         for index, name in enumerate(s for s in sets if s in row.scores):
             label = fit(row.name, NAME) if index == 0 else ""
-            scale = f" x{row.scores['scale']}" if "scale" in row.scores else ""
+            # A multi-scale model's other scales come as sets named "<dataset> x<s>" (srcore.scoreboard).
+            scale = f" x{row.scores['scale']}" if "scale" in row.scores and not re.search(r" x\d+$", name) else ""
             cells = "".join(f"  {cell(row.scores[name].get(model)):<{CELL}}" for model in models)
             lines.append(f"{label:<{NAME}}  {name + scale:<{set_width}}{cells}".rstrip())
     return "\n".join(lines)

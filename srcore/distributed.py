@@ -127,13 +127,17 @@ def check_batch_size(batch_size: int, dist: Dist, where: str) -> None:
                          f"{dist.world} processes (a multiple of {dist.world})")
 
 
-def wrap(model: nn.Module, dist: Dist) -> nn.Module:
+def wrap(model: nn.Module, dist: Dist, unused_parameters: bool = False) -> nn.Module:
     """`model` in DDP when there are several processes (its gradients are averaged over ranks), else itself.
-    The EMA, checkpoints and exports keep using the plain `model`, whose parameters DDP shares."""
+    The EMA, checkpoints and exports keep using the plain `model`, whose parameters DDP shares.
+
+    unused_parameters: some steps leave some parameters without a gradient (MDSR's other scales' heads);
+    DDP must then look for them every step, or it stops at the next step waiting for their gradients."""
     if dist.world == 1:
         return model
     device = next(model.parameters()).device
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=unused_parameters)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from srcore.checkpoint import save_generator
 from srcore.data import PatchBank, TrainingImages
 from srcore.distributed import Dist, elect_writers, finish_distributed, shared_checkpoint
+from srcore.modelcard import training_card
 from srcore.runs import RunStore, open_live, predecessor, publish_live, run_key
 from srcore.runtime import to_device
 from srcore.settings import Runtime
@@ -241,12 +242,13 @@ def log_metrics(logs: Logs, step: int, metrics: dict[str, float]) -> None:
 
 
 def fit(recipe: Recipe, data: TrainingImages, val: PatchBank, loop: Loop, runtime: Runtime, *, scale: int,
-        runs: Path, live: Path, out: Path, dist: Dist = Dist()) -> TrainState:
+        runs: Path, live: Path, out: Path, dist: Dist = Dist(), sources: dict[str, Path] | None = None
+        ) -> TrainState:
     """A training stage's whole run: resume or start `recipe` with its state under `runs` (srcore.runs),
-    train to the end, then write the stage's outputs: the EMA generator to `out` and the finished dvclive
-    logs to `live` (nothing of either is touched before the run completes). Under torchrun one process per
-    storage writes (srcore.distributed.elect_writers): rank 0, and the first process of any machine with a
-    copy of its own.
+    train to the end, then write the stage's outputs: the EMA generator to `out`, with its model card
+    (srcore.modelcard; `sources`: the files the run read, by role), and the finished dvclive logs to `live`
+    (nothing of either is touched before the run completes). Under torchrun one process per storage writes
+    (srcore.distributed.elect_writers): rank 0, and the first process of any machine with a copy of its own.
 
     With loop.extend, a run that differs from an earlier one only in its number of steps starts from that
     run's latest checkpoint (see `extend_from`) instead of step 0."""
@@ -262,7 +264,9 @@ def fit(recipe: Recipe, data: TrainingImages, val: PatchBank, loop: Loop, runtim
     with open_live(store, main=dist.writes, base=base) as logger:
         state = train(recipe, data, val, loop, runtime, scale=scale, store=store, live=logger, dist=dist)
     if dist.writes:
-        save_generator(out, state.ema.module, loop.steps)
+        card = training_card(state.ema.module, recipe.run, loop.steps, logger.summary,
+                             {role: str(path) for role, path in (sources or {}).items()})
+        save_generator(out, state.ema.module, loop.steps, card=card)
         publish_live(store, live)
     finish_distributed(dist)
     return state

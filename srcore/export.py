@@ -1,5 +1,11 @@
 """Export a generator: its weights as .safetensors (with what srcore.weights needs to rebuild it), or its
-whole forward as an ONNX graph that takes any height and width.
+whole forward as an ONNX graph that takes any height and width. Both carry the model card
+(srcore.modelcard); both are written atomically, with the permissions of an ordinary file.
+
+The ONNX graph's contract (also in its metadata properties): input "lq" float32 (B, C, H, W), RGB in
+[0, 1], H and W >= 2; output "sr" float32 (B, C, sH, sW) on the same [0, 1] scale but NOT clamped: a
+model may overshoot slightly, so clamp to [0, 1] before turning it into 8- or 16-bit pixels (srcore
+upscale does: round(clamp(sr, 0, 1) * 255)).
 
 ONNX goes through torch.onnx.export's dynamo exporter (torch.export + onnxscript; the `onnx` extra), with
 the input's H and W as dynamic dimensions. One part of srcore's generators does not trace at a dynamic
@@ -9,26 +15,48 @@ which BicubicUp computes with convolutions, so OnnxGenerator computes the same f
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
 from torch import nn
 import torch.nn.functional as F
 
+from srcore.atomic import atomic_path
+from srcore.modelcard import ONNX_CARD_KEY, card_to_text
 from srcore.resize import cubic
 
 FORMATS = ("safetensors", "onnx")
 ONNX_OPSET = 18
+ONNX_CONTRACT = {"srcore.input": "lq: float32 (B, C, H, W), RGB in [0, 1], H and W >= 2",
+                 "srcore.output": "sr: float32 (B, C, sH, sW) in [0, 1] up to overshoot: not clamped; "
+                                  "clamp to [0, 1] before quantising"}
+# torch's ONNX exporter logs "torchvision is not installed. Skipping torchvision::<op>" for each torchvision
+# op it knows of, whether or not the graph uses one; srcore's generators use none.
+EXPORTER_LOGGER = "torch.onnx._internal.exporter._registration"
 
 
-def export_safetensors(model: nn.Module, path: str | Path) -> None:
-    """model's state dict as .safetensors, with metadata arch (its GENERATORS name) and arch_args (JSON)."""
-    weights = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    metadata = {"format": "pt", "arch": model.name, "arch_args": json.dumps(model.arch_args)}
-    save_file(weights, str(path), metadata=metadata)
+def export_safetensors(model: nn.Module, path: str | Path, card: dict[str, Any] | None = None) -> None:
+    """model's state dict as .safetensors, with metadata arch (its GENERATORS name), arch_args (JSON) and
+    the model card (JSON) when given."""
+    metadata = {"arch": model.name, "arch_args": json.dumps(model.arch_args)}
+    if card is not None:
+        metadata["card"] = card_to_text(card)
+    save_weights(model.state_dict(), path, metadata)
+
+
+def save_weights(weights: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """A flat name -> tensor dict as .safetensors (metadata "format": "pt" plus `metadata`), atomically."""
+    tensors = {key: value.detach().cpu().contiguous() for key, value in weights.items()}
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": "pt", **(metadata or {})})
 
 
 class BicubicUp(nn.Module):
@@ -60,6 +88,9 @@ class BicubicUp(nn.Module):
         return cols.reshape(b, c, self.scale * w, self.scale * h).transpose(2, 3)
 
 
+PRE_UPSAMPLING = ("srcnn", "vdsr")  # networks that run on the bicubic-upscaled image (srcore.lineage)
+
+
 class OnnxGenerator(nn.Module):
     """The function `model` computes, in ops the ONNX exporter can trace at a dynamic H, W.
 
@@ -84,14 +115,43 @@ class OnnxGenerator(nn.Module):
         return out + self.bicubic(x)
 
 
-def export_onnx(model: nn.Module, path: str | Path, opset: int = ONNX_OPSET) -> None:
-    """model as ONNX: input "lr" (B, in_ch, H, W) in [0, 1], output "sr" (B, out_ch, sH, sW), unclamped;
-    B, H and W are dynamic (H, W >= 2). Needs the `onnx` extra (onnxscript)."""
+def export_onnx(model: nn.Module, path: str | Path, opset: int = ONNX_OPSET, card: dict[str, Any] | None = None
+                ) -> None:
+    """model as ONNX: input "lq" (B, in_ch, H, W) in [0, 1], output "sr" (B, out_ch, sH, sW), unclamped;
+    B, H and W are dynamic (H, W >= 2). The metadata properties hold ONNX_CONTRACT and the card
+    (ONNX_CARD_KEY). Needs the `onnx` extra (onnxscript)."""
+    if model.name in PRE_UPSAMPLING:
+        raise ValueError(f"ONNX export of {model.name} is not supported: it upscales its input with MATLAB "
+                         f"bicubic inside the network, which the exporter cannot trace at a dynamic size; "
+                         f"export .safetensors instead")
     wrapped = OnnxGenerator(model.cpu()).eval()
-    example = torch.rand(2, model.arch_args["in_ch"], 32, 32)  # batch 2: torch.export specialises a 1
+    example = torch.rand(2, model.arch_args.get("in_ch", 3), 32, 32)  # batch 2: torch.export specialises a 1
     batch = torch.export.Dim("batch", min=1, max=1024)
     height, width = (torch.export.Dim(name, min=2, max=65536) for name in ("height", "width"))
-    program = torch.onnx.export(wrapped, (example,), dynamo=True, opset_version=opset, input_names=["lr"],
-                                output_names=["sr"], dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
-                                verbose=False)
-    program.save(str(path))
+    with quiet_exporter():
+        program = torch.onnx.export(wrapped, (example,), dynamo=True, opset_version=opset, input_names=["lq"],
+                                    output_names=["sr"], dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+                                    verbose=False)
+    properties = {**ONNX_CONTRACT, **({ONNX_CARD_KEY: card_to_text(card)} if card is not None else {})}
+    program.model.metadata_props.update(properties)
+    with atomic_path(path) as temporary:
+        program.save(str(temporary))
+
+
+class DropTorchvisionNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Drop the exporter's torchvision notes (see EXPORTER_LOGGER) and torch's FutureWarnings about its own
+    internals for the duration; other records and warnings pass."""
+    logger, note = logging.getLogger(EXPORTER_LOGGER), DropTorchvisionNotes()
+    logger.addFilter(note)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.removeFilter(note)

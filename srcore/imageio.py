@@ -1,17 +1,21 @@
 """Image files to and from float tensors: read PNG, JPEG, BMP, TIFF, WebP; write 8- or 16-bit PNG.
 
 Pixels come back as `rgb: (3, H, W)` float32 in [0, 1] plus an optional `alpha: (1, H, W)`, whatever the
-file's mode (grey, palette, CMYK, 1-bit...). Pixels are taken as stored: no EXIF rotation, no ICC colour
-management (like MATLAB's imread). Pillow decodes everything except 16-bit PNGs: it silently cuts 16-bit
-RGB, RGBA and LA PNGs to 8 bits per channel (only 16-bit grey survives, as mode 'I;16'), so all 16-bit PNGs
-go through pypng. pypng also writes every PNG here, so a 16-bit write then read is exact on the k/65535 grid.
+file's mode (grey, palette, CMYK, 1-bit...). The EXIF Orientation tag is applied, as every viewer does (a
+phone photo stored sideways comes back upright); the EXIF block (its Orientation then reset to 1) and the
+ICC profile are kept as bytes for writers to carry over, and no colour management is done. Pillow decodes
+everything except 16-bit PNGs: it silently cuts 16-bit RGB, RGBA and LA PNGs to 8 bits per channel (only
+16-bit grey survives, as mode 'I;16'), so all 16-bit PNGs go through pypng. pypng also writes every PNG
+here, so a 16-bit write then read is exact on the k/65535 grid.
 
-A file that cannot be decoded in full (corrupt, truncated, empty, not an image, or larger than MAX_PIXELS)
-raises ImageReadError naming it; nothing is ever half-read.
+A file that cannot be decoded in full (corrupt, truncated, empty, not an image, or larger than the pixel
+limit, MAX_PIXELS unless the caller raises it) raises ImageReadError naming it; nothing is ever half-read.
 """
 from __future__ import annotations
 
+import contextlib
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +41,18 @@ ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX",
                    "CMYK", "YCbCr", "LAB", "HSV")
 TIFF_BITS_PER_SAMPLE = 258
+EXIF_ORIENTATION = 0x0112
+# EXIF Orientation -> what turns the stored (H, W, C) samples upright; the same transposes as Pillow's
+# ImageOps.exif_transpose (tests/test_imageio.py checks all eight against it).
+UPRIGHT = {
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # mirrored along the main diagonal
+    6: lambda a: np.rot90(a, -1),  # stored turned 90 degrees anticlockwise: turn it clockwise
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored along the other diagonal
+    8: lambda a: np.rot90(a, 1),  # stored turned 90 degrees clockwise
+}
 
 
 class ImageReadError(ValueError):
@@ -51,12 +67,26 @@ class Image:
     alpha: (1, H, W) float32 in [0, 1], or None when the file has no alpha (nor a transparent colour).
     grey: True when the source had one colour channel (L, LA, I;16, 1-bit...).
     bit_depth: 8 or 16, bits per channel of the source (sources below 8 bits count as 8).
+
+    exif: the file's EXIF block (Pillow's b"Exif\\0\\0..." form, Orientation reset to 1), or None.
+    icc: the file's ICC colour profile, or None.
     """
 
     rgb: torch.Tensor
     alpha: torch.Tensor | None
     grey: bool
     bit_depth: int
+    exif: bytes | None = None
+    icc: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What a file carries besides its samples: EXIF Orientation (1-8; 1 is upright), EXIF block, ICC profile."""
+
+    orientation: int = 1
+    exif: bytes | None = None
+    icc: bytes | None = None
 
 
 def check_bit_depth(bit_depth: int) -> int:
@@ -98,8 +128,10 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_image(path: str | Path) -> Image:
-    """Decode the file at `path` in full; see Image for the layout. Only the first frame of multi-frame files.
+def read_image(path: str | Path, max_pixels: int | None = None) -> Image:
+    """Decode the file at `path` in full, upright; see Image for the layout. Only the first frame of
+    multi-frame files. max_pixels: the decompression-bomb guard, checked from the header before any pixel
+    is decoded (None: MAX_PIXELS; 0: no limit, for genuinely large images).
 
     Raises FileNotFoundError when there is no file, ImageReadError when it is not a whole, readable image.
     """
@@ -111,26 +143,54 @@ def read_image(path: str | Path) -> Image:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; srcore.imageio refuses to read "
                            "truncated images silently. Leave it False.")
     try:
-        pixels, grey, bit_depth = decode(path)
+        pixels, grey, bit_depth, meta = decode(path, max_pixels)
     except (ImageReadError, FileNotFoundError, PermissionError):
         raise  # already names the file, or is about access rather than the file's content
     except (UnidentifiedImageError, PILImage.DecompressionBombError, OSError, SyntaxError, ValueError,
             EOFError, png.FormatError, zlib.error) as error:
         raise ImageReadError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
-    return to_image(pixels, grey, bit_depth)
+    upright = UPRIGHT.get(meta.orientation, lambda a: a)(pixels)
+    return to_image(np.ascontiguousarray(upright), grey, bit_depth, meta)
 
 
-def decode(path: Path) -> tuple[np.ndarray, bool, int]:
-    """Pixels (H, W, C) uint8 or uint16 with C in 1..4 (L, LA, RGB, RGBA), grey flag, bit depth."""
-    with PILImage.open(path) as img:  # reads the header only
+def decode(path: Path, max_pixels: int | None) -> tuple[np.ndarray, bool, int, Meta]:
+    """Pixels (H, W, C) uint8 or uint16 as stored, C in 1..4 (L, LA, RGB, RGBA), grey flag, bit depth, meta."""
+    name, limit = ("MAX_PIXELS", MAX_PIXELS) if max_pixels is None else ("max_pixels", max_pixels)
+    if limit < 0:
+        raise ValueError(f"read_image: max_pixels must be >= 0 (0: no limit), got {limit}")
+    with pillow_limit(limit), PILImage.open(path) as img:  # reads the header only
         width, height = img.size
-        if width * height > MAX_PIXELS:
-            raise ImageReadError(f"{path}: {width}x{height} = {width * height} pixels is more than "
-                                 f"MAX_PIXELS = {MAX_PIXELS} (decompression-bomb guard)")
+        if limit and width * height > limit:
+            raise ImageReadError(f"{path}: {width}x{height} = {width * height} pixels is more than {name} = "
+                                 f"{limit} (decompression-bomb guard; raise it for a genuinely large image)")
         if img.format == "PNG" and png_bit_depth(path) == 16:
-            return read_png16(path)
+            return (*read_png16(path), file_meta(img))
         img.load()  # full decode here, so truncated or corrupt data fails inside read_image's try
-        return pillow_pixels(path, img)
+        return (*pillow_pixels(path, img), file_meta(img))
+
+
+@contextlib.contextmanager
+def pillow_limit(limit: int) -> Iterator[None]:
+    """Lift Pillow's own bomb guard (a warning over Image.MAX_IMAGE_PIXELS, a refusal over twice that) to
+    `limit` pixels (0: none) for the duration; decode applies `limit` itself. Pillow's limit is a global,
+    so this is not thread-safe; it is restored on exit."""
+    saved = PILImage.MAX_IMAGE_PIXELS
+    if saved is not None and (limit == 0 or limit > saved):
+        PILImage.MAX_IMAGE_PIXELS = limit or None
+    try:
+        yield
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = saved
+
+
+def file_meta(img: PILImage.Image) -> Meta:
+    """The Orientation tag, the EXIF block with Orientation reset to 1 (the pixels are turned upright), the ICC."""
+    exif = img.getexif()
+    orientation = exif.get(EXIF_ORIENTATION, 1)
+    if orientation != 1:
+        exif[EXIF_ORIENTATION] = 1
+    return Meta(orientation=orientation if orientation in UPRIGHT else 1,
+                exif=exif.tobytes() if len(exif) else None, icc=img.info.get("icc_profile") or None)
 
 
 def png_bit_depth(path: Path) -> int:
@@ -187,14 +247,14 @@ def check_no_reduced_tiff(path: Path, img: PILImage.Image) -> None:
                              f"save it as a 16-bit PNG to keep full precision")
 
 
-def to_image(pixels: np.ndarray, grey: bool, bit_depth: int) -> Image:
+def to_image(pixels: np.ndarray, grey: bool, bit_depth: int, meta: Meta = Meta()) -> Image:
     """(H, W, C) uint8/uint16 samples, C in 1..4 (L, LA, RGB, RGBA) -> Image with float32 planes in [0, 1]."""
     planes = torch.from_numpy(pixels.astype(np.float32) / np.float32(check_bit_depth(bit_depth)))
     planes = planes.permute(2, 0, 1).contiguous()  # (C, H, W)
     colour_channels = 1 if planes.shape[0] <= 2 else 3
     rgb = planes[:colour_channels].expand(3, -1, -1).contiguous()
     alpha = planes[colour_channels:] if planes.shape[0] in (2, 4) else None
-    return Image(rgb=rgb, alpha=alpha, grey=grey, bit_depth=bit_depth)
+    return Image(rgb=rgb, alpha=alpha, grey=grey, bit_depth=bit_depth, exif=meta.exif, icc=meta.icc)
 
 
 def write_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor | None = None, bit_depth: int = 8
@@ -209,9 +269,10 @@ def write_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor | None 
     write_samples(path, samples.astype(np.uint8 if bit_depth == 8 else np.uint16))
 
 
-def write_samples(path: str | Path, samples: np.ndarray) -> None:
+def write_samples(path: str | Path, samples: np.ndarray, chunks: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     """Save (H, W, C) uint8 or uint16 samples as an 8- or 16-bit PNG: C = 1 (L), 2 (LA), 3 (RGB), 4 (RGBA).
 
+    chunks: extra (type, data) PNG chunks written right after IHDR, e.g. iCCP and eXIf (srcore.imagewrite).
     Rows are packed one at a time (16-bit ones as big-endian bytes), so nothing the size of the image is
     copied. The file is written atomically (srcore.atomic): readers never see half a file and a failed
     write leaves no partial file.
@@ -224,10 +285,22 @@ def write_samples(path: str | Path, samples: np.ndarray) -> None:
     height, width, channels = samples.shape
     big_endian = np.dtype(">u2") if samples.dtype == np.uint16 else np.dtype(np.uint8)
     rows = (row.astype(big_endian).view(np.uint8) for row in samples.reshape(height, width * channels))
-    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
-                        bitdepth=8 * samples.itemsize)
+    writer = ChunkWriter(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
+                         bitdepth=8 * samples.itemsize)
+    writer.chunks = chunks
     with atomic_path(path) as temporary, open(temporary, "xb") as file:
         writer.write_packed(file, rows)  # rows already packed: pypng only adds filter bytes and deflates
+
+
+class ChunkWriter(png.Writer):
+    """pypng's Writer, adding `chunks` after its own header chunks (before any image data, where iCCP must be)."""
+
+    chunks: tuple[tuple[bytes, bytes], ...] = ()
+
+    def write_preamble(self, outfile) -> None:
+        super().write_preamble(outfile)
+        for tag, data in self.chunks:
+            png.write_chunk(outfile, tag, data)
 
 
 def png_planes(image: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:

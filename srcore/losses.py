@@ -135,7 +135,7 @@ class VGGPerceptualLoss(nn.Module):
         sr_feats = self.features(sr)
         with torch.no_grad():
             hr_feats = self.features(hr)
-        return sum(weight * self.criterion(sr_feats[name], hr_feats[name])
+        return sum(weight * self.criterion(sr_feats[name].float(), hr_feats[name].float())  # the sum in fp32
                    for name, weight in self.layer_weights.items())
 
 

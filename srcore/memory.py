@@ -29,8 +29,11 @@ def libc() -> ctypes.CDLL | None:
 
 
 def keep_freed_memory(keep: bool = True) -> bool:
-    """keep=True: every allocation from the heap and freed memory never trimmed; False: glibc's defaults
-    (with a fixed, not adaptive, mmap threshold). Returns whether the policy could be set (glibc only)."""
+    """keep=True: every allocation from the heap and freed memory never trimmed; False: glibc's default
+    values, but pinned: once mallopt has set them, glibc no longer adapts its mmap threshold to the sizes a
+    program frees, so False is not the untouched allocator. Only benchmarks switching policies in one process
+    use False; a process that wants glibc as it is must not call this at all (srcore.runtime does not).
+    Returns whether the policy could be set (glibc only)."""
     lib = libc()
     if lib is None:
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,17 +27,49 @@ def start_runtime(runtime: Runtime, seed: int) -> tuple[Runtime, str, Dist]:
     backend ("triton" or "torch") and the process's Dist.
     """
     device, dist = init_distributed(runtime.device)
-    runtime = replace(runtime, device=device)
+    precision, why = resolve_precision(runtime.precision, device)
+    if dist.main and runtime.precision == "auto":
+        print(f"runtime: precision auto -> {precision} ({why})")
+    runtime = replace(runtime, device=device, precision=precision)
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
-    if torch.device(runtime.device).type == "cpu":
-        memory.keep_freed_memory(runtime.keep_freed_memory)
+    if runtime.keep_freed_memory and torch.device(runtime.device).type == "cpu":
+        memory.keep_freed_memory()  # off: glibc left exactly as it was (no mallopt call at all)
     torch.manual_seed(seed)
     return runtime, resolve_backend(runtime.kernels, runtime.device), dist
 
 
+def resolve_precision(precision: str, device: str, cpu_flags: set[str] | None = None) -> tuple[str, str]:
+    """`runtime.precision` as "fp32" or "bf16", and why. auto: bf16 where the device computes bf16 dot
+    products natively (a CPU with AVX512_BF16 or AMX, an Arm CPU with BF16, a CUDA GPU that supports bf16),
+    fp32 elsewhere: emulated bf16 is slower than fp32, and CPUs differ (see docs/performance.md)."""
+    if precision != "auto":
+        return precision, "set in params"
+    if torch.device(device).type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+        return ("bf16", "the GPU supports bf16") if native else ("fp32", "the GPU has no bf16")
+    flags = cpu_flags if cpu_flags is not None else cpu_features()
+    found = sorted(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    if found:
+        return "bf16", f"the CPU has {', '.join(found)}"
+    return "fp32", "the CPU has no native bf16 dot products (avx512_bf16, amx_bf16, bf16)"
+
+
+def cpu_features() -> set[str]:
+    """The CPU's feature flags as Linux lists them (x86 `flags`, Arm `Features`); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    lines = [line.split(":", 1)[1] for line in text.splitlines() if line.startswith(("flags", "Features"))]
+    return set(lines[0].split()) if lines else set()
+
+
 def autocast(runtime: Runtime):
-    """bf16 autocast on the runtime's device kind, or nothing for fp32."""
+    """bf16 autocast on the runtime's device kind, or nothing for fp32 (precision resolved by start_runtime)."""
+    if runtime.precision not in ("fp32", "bf16"):
+        raise ValueError(f"autocast needs a resolved precision (fp32 or bf16; see resolve_precision), "
+                         f"got {runtime.precision!r}")
     if runtime.precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(torch.device(runtime.device).type, dtype=torch.bfloat16)

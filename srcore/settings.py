@@ -42,7 +42,7 @@ class CommonSettings:
 class Runtime:
     """The `runtime` group: where and how training computes (scores are always computed in fp32)."""
     device: str                          # cpu | cuda | cuda:N
-    precision: Literal["fp32", "bf16"]   # autocast dtype of training
+    precision: Literal["auto", "fp32", "bf16"]  # autocast dtype of training; auto: see srcore.runtime
     channels_last: bool
     kernels: Literal["auto", "triton", "torch"]
     threads: int                         # torch intra-op threads; 0 keeps torch's default
@@ -85,10 +85,16 @@ class PrepareSettings:
 @dataclass(frozen=True)
 class PretrainSettings:
     """The `pretrain` group: PSNR-oriented training of a generator."""
-    generator: Literal["srresnet", "edsr", "rrdb"]
-    generator_args: dict[str, int | float | bool]  # constructor arguments, checked by the recipe
-    loss: Literal["l1", "mse"]
+    generator: Literal["srresnet", "edsr", "rrdb", "srcnn", "vdsr", "mdsr"]
+    # constructor arguments, checked by the recipe (lists: e.g. MDSR's scales, SRCNN's kernel sizes)
+    generator_args: dict[str, int | float | bool | str | tuple[int, ...]]
+    loss: Literal["l1", "mse"]                     # on Y for a Y-channel model (colour: y), as SRCNN and VDSR
     lr: float                                      # learning rate
+    optimizer: Literal["adam", "sgd"]              # adam: Adam(0.9, 0.99); sgd: SGD with the two keys below
+    sgd_momentum: float
+    sgd_weight_decay: float
+    clip: Literal["none", "norm", "value"]         # VDSR's adjustable gradient clipping to clip_theta / lr
+    clip_theta: float                              # (lr: the current learning rate); see recipes.pretrain
     schedule: Literal["cosine", "multistep", "constant"]
     milestones: tuple[int, ...]                    # multistep: steps at which the learning rate *= gamma
     gamma: float
@@ -104,8 +110,12 @@ class PretrainSettings:
 
     def __post_init__(self):
         require_positive("pretrain", self, "lr", "steps", "batch_size", "patch_size", "log_every", "val_every",
-                         "ckpt_every", "gamma")
+                         "ckpt_every", "gamma", "clip_theta")
         require_decay("pretrain", self.ema_decay)
+        if not 0 <= self.sgd_momentum < 1:
+            raise ValueError(f"pretrain.sgd_momentum must be in [0, 1), got {self.sgd_momentum}")
+        if not self.sgd_weight_decay >= 0:
+            raise ValueError(f"pretrain.sgd_weight_decay must be >= 0, got {self.sgd_weight_decay}")
 
     def check_scale(self, scale: int) -> None:
         require_multiple_of_scale("pretrain", self, scale, "patch_size")

@@ -9,15 +9,23 @@ layout and mapped onto srcore's generators (srcore.models), with the architectur
     basicsr-rrdb  BasicSR's RRDBNet: conv_first, body.N.rdb1.conv1, conv_body, conv_up1, conv_hr (= srcore's)
     basicsr-edsr  BasicSR's EDSR: conv_first, body.N.conv1, conv_after_body, upsample.0, conv_last
     edsr-pytorch  EDSR-PyTorch (sanghyun-son): sub_mean, head.0, body.N.body.0, tail.0.0, tail.1, add_mean
+    srcnn-*, vdsr-*, mdsr-edsr-pytorch   the common SRCNN and VDSR ports and EDSR-PyTorch's MDSR
+                  (srcore.foreign_lineage)
 
-BasicSR files wrapped as {'params': ...} or {'params_ema': ...} are unwrapped (params_ema first), and a
-DataParallel 'module.' prefix is dropped. Both EDSRs run on pixel values in [0, 255] (EDSR-PyTorch's
-rgb_range, read off sub_mean's bias; BasicSR's img_range, 255 in all its EDSR configs, not stored): every
-layer is linear or ReLU, so f(255 z) / 255 is the same network with all biases divided by 255, which is
-what srcore's EDSR (on [0, 1]) gets. The DIV2K mean both subtract is srcore's EDSR mean. EDSR's res_scale
-is not in its weights: 0.1 is assumed for the 256-feature EDSR (the only configuration either repository
-trains with another value), 1 otherwise. RRDBNet's scale comes from its count of upsampling convs (one:
-x2, two: x4); BasicSR's pixel-unshuffled x1/x2 RRDBNet has no srcore counterpart and is refused.
+A file holding two sets of weights, a training checkpoint's `model` and `ema` or BasicSR's `params` and
+`params_ema`, is read by the explicit choice `weights="ema"` (the default, what srcore's training outputs)
+or `"raw"`; Spec.choice records which was taken. Peers differ here: spandrel and BasicSR's default
+`param_key` read an srcore checkpoint's raw `model`, so to hand a checkpoint to them export it
+(srcore.layouts). A DataParallel 'module.' prefix is dropped. Files that are clearly not weights (images,
+ONNX graphs) are named as what they are rather than failing inside torch.load.
+
+Both EDSRs run on pixel values in [0, 255] (EDSR-PyTorch's rgb_range, read off sub_mean's bias; BasicSR's
+img_range, 255 in all its EDSR configs, not stored): every layer is linear or ReLU, so f(255 z) / 255 is the
+same network with all biases divided by 255, which is what srcore's EDSR (on [0, 1]) gets. The DIV2K mean
+both subtract is srcore's EDSR mean. EDSR's res_scale is not in its weights: 0.1 is assumed for the
+256-feature EDSR (the only configuration either repository trains with another value), 1 otherwise.
+RRDBNet's scale comes from its count of upsampling convs (one: x2, two: x4); BasicSR's pixel-unshuffled
+x1/x2 RRDBNet has no srcore counterpart and is refused.
 """
 from __future__ import annotations
 
@@ -32,57 +40,113 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open
 from torch import nn
 
-from srcore.checkpoint import check_checkpoint, generator_weights, rebuild_generator
+from srcore.checkpoint import check_checkpoint, rebuild_generator
 from srcore.files import safe_load
+from srcore.foreign_lineage import LINEAGE_LAYOUTS
 from srcore.models import DIV2K_RGB_MEAN
 
 Weights = dict[str, torch.Tensor]
 EDSR_RANGE = 255.0  # BasicSR's img_range for EDSR (not stored in its files)
 
 
+WEIGHT_SETS = ("ema", "raw")
+SET_KEYS = {"srcore": {"ema": "ema", "raw": "model"}, "basicsr": {"ema": "params_ema", "raw": "params"}}
+# What a file that is not weights starts with, and what to call it.
+NOT_WEIGHTS = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+               (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"))
+
+
 @dataclass(frozen=True)
 class Spec:
-    """What to build: GENERATORS name, constructor arguments, weights in srcore's names, the layout read."""
+    """What to build: GENERATORS name, constructor arguments, weights in srcore's names, the layout read.
+
+    choice: "ema" or "raw" when the file held both sets (`sets` then holds both, in srcore's names), else
+    None. card: the model card stored with srcore's own files (srcore.modelcard), else None.
+    """
     arch: str
     arch_args: dict[str, Any]
     weights: Weights
     layout: str
+    choice: str | None = None
+    sets: dict[str, Weights] | None = None
+    card: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None  # an srcore checkpoint's step and interpolation record, when present
 
 
-def load_generator(path: str | Path, kernels: str = "torch", *, expect_scale: int | None = None,
-                   use_ema: bool = True) -> nn.Module:
+def load_generator(path: str | Path, kernels: str = "torch", *, weights: str = "ema",
+                   expect_scale: int | None = None) -> nn.Module:
     """The generator a weights file describes, in eval mode, from any layout in this module's docstring:
     the one way srcore loads a generator (stages, CLI, tests).
+    weights: which set of a file holding two ("ema" or "raw", see the module docstring).
 
-    use_ema: of an srcore checkpoint that holds both, the EMA weights (True) or the raw ones. Raises
-    FileNotFoundError for a missing file, ValueError naming the file for anything unreadable, unrecognised,
-    of another scale than `expect_scale`, or whose tensors do not fit the architecture they imply.
+    Raises FileNotFoundError for a missing file, ValueError naming the file for anything unreadable,
+    unrecognised, of another scale than `expect_scale`, or whose tensors do not fit the architecture they imply.
     """
-    spec = read_spec(path, use_ema)
+    spec = read_spec(path, weights)
     scale = spec.arch_args.get("scale")
     if expect_scale is not None and scale != expect_scale:
         raise ValueError(f"{path} is a x{scale} model, expected x{expect_scale}")
     return rebuild_generator(spec.arch, spec.arch_args, spec.weights, f"{path} ({spec.layout} weights)", kernels)
 
 
-def read_spec(path: str | Path, use_ema: bool = True) -> Spec:
+def read_spec(path: str | Path, weights: str = "ema") -> Spec:
     """Read `path` safely and work out the generator it holds (see load_generator)."""
+    if weights not in WEIGHT_SETS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_SETS)} (which set of a file holding two), "
+                         f"got {weights!r}")
     path = Path(path)
+    check_is_weights(path)
     state, metadata = read_safetensors(path) if path.suffix == ".safetensors" else (safe_load(path, "weights"), {})
     if "arch" in metadata:  # srcore's own export
-        return Spec(metadata["arch"], json.loads(metadata["arch_args"]), state, "srcore")
+        card = json.loads(metadata["card"]) if "card" in metadata else None
+        return Spec(metadata["arch"], json.loads(metadata["arch_args"]), state, "srcore", card=card)
     if isinstance(state, dict) and {"arch", "arch_args", "model"} <= state.keys():  # srcore checkpoint
         check_checkpoint(state, path)
-        return Spec(state["arch"], state["arch_args"], generator_weights(state, use_ema), "srcore")
-    weights = unwrap(state, path)
-    name, convert = detect_layout(weights, path)
+        chosen, choice, sets = pick_set(state, "srcore", weights)
+        extra = {key: state[key] for key in ("step", "interpolation") if key in state}
+        return Spec(state["arch"], state["arch_args"], chosen, "srcore", choice, sets, state.get("card"), extra)
+    chosen, choice, sets = pick_set(state, "basicsr", weights) if isinstance(state, dict) else (state, None, None)
+    name, convert = detect_layout(unwrap(chosen, path), path)
+    mapped = {key: convert_weights(convert, unwrap(value, path), name, path)[2] for key, value in (sets or {}).items()}
+    arch, arch_args, converted = convert_weights(convert, unwrap(chosen, path), name, path)
+    return Spec(arch, arch_args, converted, name, choice, mapped or None)
+
+
+def pick_set(state: dict[str, Any], kind: str, weights: str) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """The `weights` set of a file holding both (with the choice and both sets), else the file's only set.
+    An srcore checkpoint always has its raw `model`; a BasicSR file may hold either key alone."""
+    keys = SET_KEYS[kind]
+    present = {name: state[key] for name, key in keys.items() if isinstance(state.get(key), dict)}
+    if len(present) == 2:
+        return present[weights], weights, present
+    if kind == "srcore":
+        return state["model"], None, None
+    return (next(iter(present.values())) if present else state), None, None
+
+
+def convert_weights(convert: SpecFn, weights: Weights, name: str, path: Path) -> tuple[str, dict[str, Any], Weights]:
     try:
-        arch, arch_args, mapped = convert(weights)
+        return convert(weights)
     except KeyError as error:
         raise ValueError(f"{path}: looks like {name} weights but has no tensor {error}") from error
     except ValueError as error:
         raise ValueError(f"{path}: {name} weights: {error}") from error
-    return Spec(arch, arch_args, mapped, name)
+
+
+def check_is_weights(path: Path) -> None:
+    """A ValueError naming what `path` is when it is plainly not a weights file (an image, an ONNX graph)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"weights {path} does not exist")
+    with open(path, "rb") as file:
+        head = file.read(12)
+    what = next((name for magic, name in NOT_WEIGHTS if head.startswith(magic)), None)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        what = "a WebP image"
+    if what is None and path.suffix.lower() == ".onnx":
+        what = "an ONNX graph (srcore runs PyTorch weights: give the file it was exported from)"
+    if what is not None:
+        raise ValueError(f"{path} is {what}, not model weights; srcore takes an srcore checkpoint (.pt) or "
+                         f".safetensors, or ESRGAN/BasicSR/EDSR weights (.pth/.pt/.safetensors)")
 
 
 def read_safetensors(path: Path) -> tuple[Weights, dict[str, str]]:
@@ -96,11 +160,7 @@ def read_safetensors(path: Path) -> tuple[Weights, dict[str, str]]:
 
 
 def unwrap(state: Any, path: Path) -> Weights:
-    """The flat name -> tensor dict inside `state`: BasicSR's params_ema / params, no 'module.' prefix."""
-    for key in ("params_ema", "params"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
+    """`state` checked to be a flat name -> tensor dict, without a DataParallel 'module.' prefix."""
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f"{path}: expected a dict of tensors (a state dict, optionally under 'params' or "
                          f"'params_ema'), got {describe(state)}")
@@ -242,6 +302,7 @@ LAYOUTS: dict[str, tuple[tuple[str, ...], SpecFn]] = {  # name -> (keys that ide
                       "conv_last.weight"), basicsr_edsr_spec),
     "edsr-pytorch": (("sub_mean.weight", "head.0.weight", "body.0.body.0.weight", "tail.0.0.weight",
                       "tail.1.weight", "add_mean.weight"), edsr_pytorch_spec),
+    **LINEAGE_LAYOUTS,  # SRCNN, VDSR and MDSR ports (srcore.foreign_lineage)
 }
 
 

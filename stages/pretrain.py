@@ -29,7 +29,7 @@ def main() -> None:
     recipe = pretrain.build(settings, common, runtime, data=data_digests(train, val), kernels=kernels,
                             dist=dist, code=code_fingerprint(__file__))
     fit(recipe, train, val, Loop.of(settings), runtime, scale=common.scale, runs=args.runs, live=args.live,
-        out=args.out, dist=dist)
+        out=args.out, dist=dist, sources={"train": args.train, "val": args.val})
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def main() -> None:
                        init_digest=hashlib.sha256(args.init.read_bytes()).hexdigest(), kernels=kernels, dist=dist,
                        code=code_fingerprint(__file__))
     fit(recipe, train, val, Loop.of(settings), runtime, scale=common.scale, runs=args.runs, live=args.live,
-        out=args.out, dist=dist)
+        out=args.out, dist=dist, sources={"train": args.train, "val": args.val, "init": args.init})
 
 
 if __name__ == "__main__":

@@ -70,3 +70,49 @@ def test_library_writers_leave_old_output_and_no_temporary(tmp_path: Path, monke
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
     if kind == "checkpoint":
         assert load_checkpoint(target)["step"] == 1
+
+
+def every_writer(tmp_path: Path) -> dict:
+    """Each library writer that goes through atomic_path, as name -> function writing one file at a path."""
+    import numpy as np
+
+    from srcore.export import export_onnx, export_safetensors
+    from srcore.imageio import write_samples
+    from srcore.imagewrite import write_image
+    from srcore.models import build_generator
+    from srcore.patches import write_patches
+
+    model = build_generator("edsr", scale=2, num_feat=4, num_block=1)
+    samples = np.zeros((4, 4, 3), np.uint8)
+    Image.new("RGB", (8, 8)).save(tmp_path / "src.png")
+    return {
+        "text": lambda p: write_text(p, "x"),
+        "checkpoint": lambda p: save_checkpoint(p, {"arch": "edsr", "arch_args": {}, "model": {}}),
+        "png": lambda p: write_samples(p, samples),
+        "jpg": lambda p: write_image(p, samples, "jpg"),
+        "webp": lambda p: write_image(p, samples, "webp"),
+        "plot": lambda p: plots.save_png(Image.new("RGB", (4, 4)), p),
+        "figure": lambda p: plots.bar_chart({"Set5": {"bicubic": {"psnr": 28.4}}}, "psnr", p),
+        "safetensors": lambda p: export_safetensors(model, p),
+        "onnx": lambda p: export_onnx(model, p),
+        "h5": lambda p: write_patches([tmp_path / "src.png"], p, scale=2, patch_size=4, stride=4, seed=0),
+    }
+
+
+def test_outputs_get_the_mode_a_plain_write_gives(tmp_path: Path):
+    """safetensors creates its files 0600; no output may keep its writer's own mode: a new file gets
+    0666 minus the umask, a replaced file keeps its mode."""
+    import os
+
+    writers = every_writer(tmp_path)
+    old = os.umask(0o027)  # distinguishes "umask applied" (0640) from 0644 and from 0600
+    try:
+        for name, write in writers.items():
+            fresh, kept = tmp_path / f"fresh-{name}", tmp_path / f"kept-{name}"
+            write(fresh)
+            kept.write_text("before")
+            kept.chmod(0o604)
+            write(kept)
+            assert (oct(fresh.stat().st_mode & 0o777), oct(kept.stat().st_mode & 0o777)) == ("0o640", "0o604"), name
+    finally:
+        os.umask(old)

@@ -28,7 +28,7 @@ def test_a_training_state_loads_its_ema_unless_asked_for_the_raw_weights(tmp_pat
                                         "ema": ema.state_dict()})
     x = torch.rand(1, 3, 5, 6)
     assert torch.equal(load_generator(tmp_path / "s.pt")(x), ema.eval()(x))
-    assert torch.equal(load_generator(tmp_path / "s.pt", use_ema=False)(x), raw.eval()(x))
+    assert torch.equal(load_generator(tmp_path / "s.pt", weights="raw")(x), raw.eval()(x))
 
 
 class Payload:

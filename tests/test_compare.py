@@ -65,6 +65,13 @@ def test_missing_model_or_metric_prints_dashes():
     assert "33.67 / 0.9303 / -" in line and line.count("- / - / -") == 2  # no NIQE; no psnr model, empty gan
 
 
+def test_sets_at_another_scale_keep_their_own_scale():
+    scores = {"scale": 4, "Set5": {"bicubic": {"psnr": 28.43}}, "Set5 x2": {"bicubic": {"psnr": 33.67}}}
+    lines = table([Row("x", scores)]).splitlines()[2:]
+    assert lines[0].split()[:3] == ["x", "Set5", "x4"] and lines[1].split()[:2] == ["Set5", "x2"]
+    assert "33.67" in lines[1] and "x4" not in lines[1]
+
+
 def test_make_compare_runs_dvc_exp_show_on_the_repository():
     done = subprocess.run([sys.executable, "-m", "srcore.compare"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

@@ -171,3 +171,39 @@ def checkpoint(tmp_path: Path, model: torch.nn.Module) -> Path:
     path = tmp_path / "model.pt"
     save_checkpoint(path, {"arch": model.name, "arch_args": model.arch_args, "model": model.state_dict()})
     return path
+
+
+def test_bicubic_model_tiles_exactly_and_is_matlab_bicubic():
+    from srcore.infer import Bicubic
+
+    lr = torch.rand(3, 13, 9)
+    expected = imresize(lr, scale=3.0).clamp(0, 1)
+    torch.testing.assert_close(upscale_tiled(Bicubic(3), lr, 3, tile=4, pad=2), expected, atol=1e-6, rtol=0)
+
+
+def test_tiled_upscaler_is_the_whole_image_upscaler_with_and_without_self_ensemble():
+    from srcore.infer import tiled_upscaler
+
+    model = tiny("edsr", scale=2)
+    lr = torch.rand(3, 9, 12)  # full range: outputs overshoot [0, 1], so where the clamp goes matters
+    with torch.no_grad():
+        assert ((model(lr[None]) < 0) | (model(lr[None]) > 1)).float().mean() > 0.05
+    for ensemble in (False, True):
+        expected = model_upscaler(model, self_ensemble=ensemble)(lr)
+        tiled = tiled_upscaler(model, tile=7, pad=8, self_ensemble=ensemble)(lr)
+        torch.testing.assert_close(tiled, expected, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 65535)])
+def test_rescale_samples_keeps_dtype_flat_areas_and_range(dtype, top):
+    from srcore.infer import rescale_samples
+
+    flat = np.full((20, 30, 2), top // 3, dtype=dtype)
+    out = rescale_samples(flat, 13, 7)
+    assert out.dtype == dtype and out.shape == (7, 13, 2) and (out == top // 3).all()
+    edges = np.zeros((16, 16, 1), dtype=dtype)
+    edges[:, 8:] = top  # Lanczos rings at an edge: the ringing must be clipped, not wrapped around
+    up = rescale_samples(edges, 37, 37)
+    assert up.min() == 0 and up.max() == top
+    with pytest.raises(ValueError, match="at least 1x1"):
+        rescale_samples(flat, 0, 5)

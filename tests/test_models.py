@@ -11,6 +11,10 @@ TINY = {
     "srresnet": dict(num_feat=8, num_block=2),
     "edsr": dict(num_feat=8, num_block=2, res_scale=0.1),
     "rrdb": dict(num_feat=8, num_block=1, num_grow_ch=4),
+    # The lineage's RGB variants here (their Y path has its own tests in test_lineage.py).
+    "srcnn": dict(colour="rgb", sizes=(3, 1, 3), num_feat=8),
+    "vdsr": dict(colour="rgb", num_feat=8, num_layers=3),
+    "mdsr": dict(num_feat=8, num_block=1),
 }
 SCALES = (2, 3, 4)
 
@@ -68,13 +72,14 @@ def test_global_residual(name: str):
         if global_residual:
             expected = imresize(x, scale=3)
         else:
-            expected = model.out_mean.expand_as(out) if name == "edsr" else torch.zeros_like(out)
+            mean = getattr(model, "out_mean", None)  # EDSR and MDSR add their MeanShift mean back
+            expected = torch.zeros_like(out) if mean is None else mean.expand_as(out)
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
 
 
 def test_bad_name_lists_valid_names():
-    with pytest.raises(ValueError, match="'vdsr'.*srresnet, edsr, rrdb"):
-        build_generator("vdsr")
+    with pytest.raises(ValueError, match="'fsrcnn'.*srresnet, edsr, rrdb, srcnn, vdsr, mdsr"):
+        build_generator("fsrcnn")
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))

@@ -11,8 +11,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from PIL import Image as PILImage
+
+from srcore.imageio import write_png
 from srcore.models import DIV2K_RGB_MEAN, build_generator
-from srcore.weights import load_generator
+from srcore.weights import load_generator, read_spec
 
 RANGE = 255.0  # both EDSR codebases run on [0, 255] pixels
 
@@ -125,15 +128,48 @@ def test_esrgan_first_release_sequential_names(tmp_path: Path, scale: int, ups: 
     assert_same_model(load_generator(tmp_path / "old.pth"), model)
 
 
-def test_basicsr_rrdbnet_prefers_params_ema(tmp_path: Path):
+def test_basicsr_rrdbnet_reads_the_set_asked_for(tmp_path: Path):
     ema, other = rrdb(), random_model("rrdb", scale=4, num_feat=8, num_block=2, num_grow_ch=4)
     with torch.no_grad():
         for p in other.parameters():
             p.add_(1.0)
     torch.save({"params": other.state_dict(), "params_ema": ema.state_dict()}, tmp_path / "net_g.pth")
     assert_same_model(load_generator(tmp_path / "net_g.pth"), ema)
+    assert_same_model(load_generator(tmp_path / "net_g.pth", weights="raw"), other)
+    assert read_spec(tmp_path / "net_g.pth", "raw").choice == "raw"
     torch.save({"params": other.state_dict()}, tmp_path / "params_only.pth")
     assert_same_model(load_generator(tmp_path / "params_only.pth"), other)
+    assert read_spec(tmp_path / "params_only.pth").choice is None
+
+
+def test_training_checkpoint_raw_or_ema_is_an_explicit_choice(tmp_path: Path):
+    """A training checkpoint holds raw `model` and `ema` weights: EMA unless raw is asked for, and the
+    choice is recorded (peers read such a file's raw `model`; srcore names what it took)."""
+    raw, ema = rrdb(), random_model("rrdb", scale=4, num_feat=8, num_block=2, num_grow_ch=4)
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.mul_(-1.0)
+    state = {"arch": "rrdb", "arch_args": raw.arch_args, "model": raw.state_dict(), "ema": ema.state_dict()}
+    torch.save(state, tmp_path / "train.pt")
+    assert_same_model(load_generator(tmp_path / "train.pt"), ema)
+    assert_same_model(load_generator(tmp_path / "train.pt", weights="raw"), raw)
+    spec = read_spec(tmp_path / "train.pt", "raw")
+    assert spec.choice == "raw" and set(spec.sets) == {"raw", "ema"}
+    with pytest.raises(ValueError, match="weights must be one of ema, raw"):
+        load_generator(tmp_path / "train.pt", weights="params")
+
+
+@pytest.mark.parametrize("name, write, what", [
+    ("photo.png", lambda p: write_png(p, torch.rand(3, 4, 4)), "is a PNG image, not model weights"),
+    ("photo.jpg", lambda p: PILImage.new("RGB", (4, 4)).save(p), "is a JPEG image, not model weights"),
+    ("photo.webp", lambda p: PILImage.new("RGB", (4, 4)).save(p), "is a WebP image, not model weights"),
+    ("model.onnx", lambda p: p.write_bytes(b"\x08\x08\x12\x07pytorch"),
+     "is an ONNX graph .srcore runs PyTorch weights"),
+])
+def test_files_that_are_not_weights_are_named_as_what_they_are(tmp_path: Path, name, write, what):
+    write(tmp_path / name)
+    with pytest.raises(ValueError, match=what):
+        load_generator(tmp_path / name)
 
 
 def test_basicsr_edsr_biases_move_to_unit_range(tmp_path: Path):

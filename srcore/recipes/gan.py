@@ -39,10 +39,11 @@ class GanLosses:
     backend: str  # kernel backend of the relativistic loss: "torch" or "triton"
 
 
-def make_losses(settings: GanSettings, backend: str, device: str) -> GanLosses:
+def make_losses(settings: GanSettings, backend: str, runtime: Runtime) -> GanLosses:
     vgg = None
     if settings.perceptual == "vgg":
-        vgg = VGGPerceptualLoss(settings.vgg_layers, settings.vgg_weights).to(device)
+        vgg = VGGPerceptualLoss(settings.vgg_layers, settings.vgg_weights)
+        vgg.to(runtime.device, memory_format=torch.channels_last if runtime.channels_last else torch.preserve_format)
     return GanLosses(pixel_loss(settings.pixel_loss), settings.pixel_weight, settings.perceptual,
                      settings.perceptual_weight, vgg, settings.adversarial, settings.adversarial_weight, backend)
 
@@ -70,7 +71,7 @@ def build(settings: GanSettings, common: CommonSettings, runtime: Runtime, *, da
     state = TrainState(nets, opts, scheds, make_ema(generator, settings.ema_decay))
     run = run_identity("gan", settings, common, runtime, dist.world, data, code or code_fingerprint(__file__),
                        init=init_digest)
-    step_fn = partial(step, losses=make_losses(settings, kernels, runtime.device), runtime=runtime, dist=dist,
+    step_fn = partial(step, losses=make_losses(settings, kernels, runtime), runtime=runtime, dist=dist,
                       generator=wrap(generator, dist), discriminator=wrap(discriminator, dist))
     return Recipe("train_gan", state, step_fn, run)
 
@@ -106,7 +107,7 @@ def generator_backward(generator: nn.Module, frozen_d: nn.Module, lq: torch.Tens
         fake_logits, fake_features = frozen_d(sr, return_features=True)
     sr = sr.float()
     pixel = losses.pixel(sr, hr)
-    perceptual = perceptual_term(losses, sr, hr, real_features, fake_features)
+    perceptual = perceptual_term(losses, sr, hr, real_features, fake_features, runtime)
     adversarial = generator_loss(losses.adversarial, real_logits.float(), fake_logits.float(), backend=losses.backend)
     total = losses.pixel_weight * pixel + losses.perceptual_weight * perceptual + losses.adversarial_weight * adversarial
     opt_g.zero_grad(set_to_none=True)
@@ -130,9 +131,12 @@ def discriminator_backward(discriminator: nn.Module, sr: torch.Tensor, hr: torch
             "d/fake": fake_logits.float().mean().item()}
 
 
-def perceptual_term(losses: GanLosses, sr, hr, real_features, fake_features) -> torch.Tensor:
+def perceptual_term(losses: GanLosses, sr, hr, real_features, fake_features, runtime: Runtime) -> torch.Tensor:
+    """The perceptual loss, a scalar. VGG19 runs under the runtime's autocast, as G and D do: in bf16 its
+    loss moves by bf16 rounding only (tests/test_losses.py), at a fraction of the fp32 cost."""
     if losses.perceptual == "vgg":
-        return losses.vgg(sr, hr)
+        with autocast(runtime):
+            return losses.vgg(sr, hr).float()
     if losses.perceptual == "feature_matching":
         return feature_matching_loss(real_features, fake_features)
     return sr.new_zeros(())

@@ -2,7 +2,7 @@
 
 On CPU the kernels run under the Triton interpreter (tests/conftest.py), where an fp32 tl.dot is exact IEEE,
 so fp32 tolerances are tight; the `ieee_fp32` fixture disables TF32 so they hold on a GPU too, and
-`test_tf32_on_gpu` checks the TF32 path with a looser tolerance.
+`test_tf32_on_gpu` checks that the TF32 path is really taken when enabled.
 """
 import os
 import subprocess
@@ -209,9 +209,8 @@ def test_paper_shape_on_gpu(dtype):
 @gpu
 @needs_cuda
 def test_tf32_on_gpu():
-    """With cudnn.allow_tf32 (PyTorch's default) fp32 tiles run as TF32: 10 mantissa bits, looser tolerance."""
-    torch.backends.cudnn.allow_tf32 = True  # the fixture restores it
-    args = make_inputs(4, 64, 64, 24, 24)
-    y = conv_block.conv3x3_act(**args, act="prelu")
-    ref = {n: t.detach().double() for n, t in args.items()}
-    assert_close(y, reference.conv3x3_act(**ref, act="prelu"), torch.float32, "y (tf32)", tol=5e-3)
+    """With TF32 on (cudnn.conv.fp32_precision, as PyTorch's conv reads it) fp32 tiles run as TF32: the result
+    differs from IEEE's and errs like TF32 (~1e-3, not < 1e-5); this fails if TF32 is not really used."""
+    from kernels.gpu_check import tf32_in_use
+    result = tf32_in_use()
+    assert result["ok"], result
