@@ -80,7 +80,7 @@ def every_writer(tmp_path: Path) -> dict:
     from srcore.imageio import write_samples
     from srcore.imagewrite import write_image
     from srcore.models import build_generator
-    from srcore.patches import write_patches
+    from srcore.patches import write_images
 
     model = build_generator("edsr", scale=2, num_feat=4, num_block=1)
     samples = np.zeros((4, 4, 3), np.uint8)
@@ -95,7 +95,7 @@ def every_writer(tmp_path: Path) -> dict:
         "figure": lambda p: plots.bar_chart({"Set5": {"bicubic": {"psnr": 28.4}}}, "psnr", p),
         "safetensors": lambda p: export_safetensors(model, p),
         "onnx": lambda p: export_onnx(model, p),
-        "h5": lambda p: write_patches([tmp_path / "src.png"], p, scale=2, patch_size=4, stride=4, seed=0),
+        "h5": lambda p: write_images([tmp_path / "src.png"], p, scale=2, seed=0),
     }
 
 

@@ -17,7 +17,7 @@ from srcore.cli import main
 from srcore.config import load_params, merged
 from srcore.modelcard import build_card
 from srcore.models import build_generator
-from srcore.patches import write_patches
+from srcore.patches import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,13 +106,13 @@ def test_pretrain_stage_writes_the_card(tmp_path: Path, monkeypatch):
     last validation score it logged, and nothing that changes with the checkout (the same run gives the
     same file on any commit)."""
     images = sorted((ROOT / "data" / "raw" / "train" / "T91").glob("*.png"))[:2]
-    write_patches(images[:1], tmp_path / "train.h5", scale=2, patch_size=16, stride=16, seed=3)
-    write_patches(images[1:], tmp_path / "val.h5", scale=2, patch_size=32, stride=32, seed=3)
+    write_images(images[:1], tmp_path / "train.h5", scale=2, seed=3)  # whole, as prepare writes training images
+    write_images(images[1:], tmp_path / "val.h5", scale=2, tile=32, seed=3)
     params = merged(load_params(ROOT / "params.yaml"), {
         "common": {"seed": 3, "scale": 2},
         "runtime": {"device": "cpu", "precision": "fp32", "channels_last": False, "kernels": "torch"},
         "pretrain": {"generator": "edsr", "generator_args": {"num_feat": 4, "num_block": 1}, "steps": 2,
-                     "batch_size": 2, "log_every": 1, "val_every": 2, "ckpt_every": 2}})
+                     "batch_size": 2, "patch_size": 16, "log_every": 1, "val_every": 2, "ckpt_every": 2}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     run_script(monkeypatch, "pretrain", "--params", "params.yaml", "--train", "train.h5", "--val", "val.h5",
