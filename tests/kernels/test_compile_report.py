@@ -85,6 +85,7 @@ def test_the_default_workload_is_params_yaml():
     assert default.generator_args == params["pretrain"]["generator_args"]
     assert default.batch == params["pretrain"]["batch_size"] == params["gan"]["batch_size"]
     assert default.scale == params["common"]["scale"]
-    assert default.lr_size == params["prepare"]["patch_size"] // params["common"]["scale"]
+    scale = params["common"]["scale"]
+    assert default.lr_size == params["pretrain"]["patch_size"] // scale == params["gan"]["patch_size"] // scale
     # The fast modes: bf16 (or "auto", which is bf16 on every GPU the kernels run on: compute capability >= 8.0)
     assert params["runtime"]["precision"] in ("bf16", "auto") and params["runtime"]["channels_last"]
