@@ -77,8 +77,9 @@ def positive_float(text: str) -> float:
 def add_model_options(parser: argparse.ArgumentParser, default_tile: int) -> None:
     """How a model is chosen and run: shared by eval and upscale."""
     parser.add_argument("--model", required=True,
-                        help="bicubic (MATLAB bicubic, the baseline), an srcore checkpoint or .safetensors, or "
-                             "ESRGAN/BasicSR/EDSR weights (.pth/.pt/.safetensors)")
+                        help="bicubic (MATLAB bicubic, the baseline), srcore:psnr or srcore:gan (the shipped default "
+                             "models), an srcore checkpoint or .safetensors, or ESRGAN/BasicSR/EDSR weights "
+                             "(.pth/.pt/.safetensors)")
     parser.add_argument("--weights", choices=WEIGHT_SETS, default="ema",
                         help="which set of a file holding two (a training checkpoint's raw model and EMA, "
                              "BasicSR's params and params_ema): ema (default) or raw")

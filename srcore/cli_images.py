@@ -15,6 +15,7 @@ from torch import nn
 from srcore.checkpoint import rebuild_generator
 from srcore.cli import CommandError
 from srcore.imageio import IMAGE_SUFFIXES, list_images
+from srcore.release import model_path
 from srcore.weights import read_spec
 
 
@@ -84,8 +85,13 @@ def writable_folder(folder: Path, flag: str) -> Path:
 def load_model(path: str | Path, weights: str, command: str) -> nn.Module:
     """The generator in the weights file at `path` (srcore.weights), saying on stderr which set it took
     when the file holds two."""
+    try:
+        path = model_path(path)
+    except ValueError as error:
+        raise CommandError(f"--model {error}") from None
     if not Path(path).exists():
-        raise CommandError(f"--model {path}: no such file (give bicubic, or a checkpoint or weights file)")
+        raise CommandError(f"--model {path}: no such file (give bicubic, srcore:psnr, srcore:gan, or a checkpoint "
+                           f"or weights file)")
     spec = read_spec(path, weights)
     if spec.choice is not None:
         other = "raw" if spec.choice == "ema" else "ema"

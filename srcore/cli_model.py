@@ -14,6 +14,7 @@ from srcore.cli_images import writable_folder
 from srcore.export import export_onnx, export_safetensors, save_weights
 from srcore.layouts import basicsr_options, layout_state, refusal
 from srcore.modelcard import ONNX_CARD_KEY, card_from_text, describe_model, exported_card
+from srcore.release import model_path
 from srcore.weights import Spec, read_spec
 
 SUFFIX_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".pth": "pth", ".pt": "pth"}
@@ -33,6 +34,10 @@ def export_format(args: argparse.Namespace) -> str:
 
 def open_spec(path: Path, weights: str, command: str, say: bool = True) -> Spec:
     """The weights file at `path`; with `say`, a note on stderr of which set a file holding two gave."""
+    try:
+        path = model_path(path)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     if not path.exists():
         raise CommandError(f"{path}: no such model file")
     spec = read_spec(path, weights)
