@@ -11,6 +11,8 @@ it overlaps (srcore.data). LR lives in one group per scale, so LR of other scale
 beside it. Attributes: schema_version, scale, tile, stride, seed, items, sources (images used), skipped, the
 params that made the file, and `digest`: the sha256 of every item's shapes and bytes in order
 (`add_to_digest`), computed while writing, so a run's identity names its data without hashing it again.
+A file with LR at more scales (prepare.more_scales, for multi-scale models) also has `scales` and, per
+further scale s, `digest_x<s>` over the (hr, lq/x<s>) items.
 """
 from __future__ import annotations
 
@@ -55,8 +57,10 @@ def content_digest(items: Iterable[Item]) -> str:
     return digest.hexdigest()
 
 
-def write_item(f: h5py.File, index: int, hr: np.ndarray, lq: np.ndarray, scale: int, chunk: int = CHUNK) -> None:
-    for key, array in ((hr_key(index), hr), (lq_key(index, scale), lq)):
+def write_item(f: h5py.File, index: int, hr: np.ndarray, lq: np.ndarray, scale: int, chunk: int = CHUNK,
+               with_hr: bool = True) -> None:
+    """Item `index`: its hr (unless with_hr is False: LR of another scale for an item already written) and lq."""
+    for key, array in ((hr_key(index), hr), (lq_key(index, scale), lq))[0 if with_hr else 1:]:
         chunks = (array.shape[0], min(chunk, array.shape[1]), min(chunk, array.shape[2]))
         f.create_dataset(key, data=array, chunks=chunks, track_times=False)
 
@@ -90,13 +94,15 @@ def check_image_file(path: Path, scale: int) -> ImageFile:
             raise ValueError(f"{path}: image file schema version {version}, expected {SCHEMA_VERSION}; re-run prepare")
         if not (isinstance(f.get("hr"), h5py.Group) and isinstance(f.get(f"lq/x{scale}"), h5py.Group)):
             made_for = f.attrs.get("scale")
-            raise ValueError(f"{path}: has no LR images for scale {scale} (made for scale {made_for}); expected "
-                             f"groups 'hr' and 'lq/x{scale}', has {sorted(f)}")
+            raise ValueError(f"{path}: has no LR images for scale {scale} (made for scale {made_for}; a "
+                             f"multi-scale model needs prepare.more_scales); expected groups 'hr' and "
+                             f"'lq/x{scale}', has {sorted(f)}")
         sizes = f.get("sizes")
         count = len(f["hr"])
         if not isinstance(sizes, h5py.Dataset) or sizes.shape != (count, 2) or count == 0:
             raise ValueError(f"{path}: expected a 'sizes' table (N, 2) for its N > 0 hr items, found "
                              f"{None if sizes is None else sizes.shape} for {count}")
-        return ImageFile(Path(path), scale, sizes[:].astype(np.int64), str(f.attrs["digest"]))
+        digest = f.attrs["digest"] if scale == f.attrs.get("scale") else f.attrs.get(f"digest_x{scale}")
+        return ImageFile(Path(path), scale, sizes[:].astype(np.int64), str(digest))
 
 

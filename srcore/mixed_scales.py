@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from srcore.data import Batch, TrainingImages
+from srcore.data import Batch, TrainingImages, open_training_images
+from srcore.multiscale import check_scales
 
 
 class MixedScales:
@@ -35,6 +36,10 @@ class MixedScales:
             digest.update(f"x{scale}:{images.digest};".encode())
         self.digest = digest.hexdigest()  # a run on other data, or other scales, does not resume
 
+    def describe(self) -> str:
+        first = next(iter(self.sources.values()))
+        return f"x{', x'.join(map(str, self.scales))} in turn, each {first.describe()}"
+
     def scale_of(self, step: int) -> int:
         """The scale of batch `step`."""
         return self.scales[step % len(self.scales)]
@@ -49,3 +54,14 @@ class MixedScales:
         """batch(k) for k in [start, stop), in order, made in this process."""
         for step in range(start, stop):
             yield self.batch(step, size, augment, part)
+
+
+def open_scales(path, scale: int, scales: tuple[int, ...] | None, patch_size: int, seed: int, source: str,
+                workers: int, copies: int = 1) -> TrainingImages | MixedScales:
+    """A training stage's data: the images of a `prepare` file at `scale`, or for a multi-scale generator
+    (arch_args `scales`) at every scale it has, in turn. Each scale needs its LR in the file
+    (prepare.more_scales); the HR is held once per scale by the memory source."""
+    chosen = check_scales(scale, scales, "the generator")
+    sources = {s: open_training_images(path, s, patch_size, seed, source, workers, copies * len(chosen))
+               for s in chosen}
+    return sources[scale] if len(sources) == 1 else MixedScales(sources)

@@ -84,10 +84,12 @@ def image_items(path: Path, scale: int, tile: int, stride: int) -> list[Item]:
 
 
 def write_images(image_paths: list[Path], out: Path, *, scale: int, seed: int, tile: int = 0,
-                 stride: int | None = None, attrs: dict | None = None, name: Path | None = None, workers: int = 1, chunk: int = CHUNK
-                 ) -> ItemStats:
+                 stride: int | None = None, attrs: dict | None = None, name: Path | None = None, workers: int = 1,
+                 chunk: int = CHUNK, more_scales: tuple[int, ...] = ()) -> ItemStats:
     """Write the items of every image (`image_items`: whole images, or tiles when tile > 0, every `stride`
-    pixels, default `tile`) to `out` (HDF5).
+    pixels, default `tile`) to `out` (HDF5). `more_scales`: whole images only, their LR at these scales too
+    (`lq/x<s>`, digest attribute `digest_x<s>`), for multi-scale models; without them the file is the
+    single-scale one, byte for byte.
 
     Images too small and unreadable files (ImageReadError) are skipped and listed in one warning: a
     training folder with a stray bad file still trains. Zero items in all is a ValueError. `seed` and
@@ -102,14 +104,17 @@ def write_images(image_paths: list[Path], out: Path, *, scale: int, seed: int, t
         raise ValueError(f"write_images: workers must be >= 1, got {workers}")
     stride = stride or tile or scale
     check_geometry(scale, tile, stride)
+    more_scales = check_more_scales(scale, tile, more_scales)
     out = Path(out)
     name = out if name is None else Path(name)
     with atomic_path(out) as temporary:
         with h5py.File(temporary, "w", libver=LIBVER) as f:
-            stats, sources, digest = fill(f, image_paths, scale, (tile, stride), name.name, workers, chunk)
+            stats, sources, digests = fill(f, image_paths, (scale, *more_scales), (tile, stride), name.name, workers,
+                                           chunk)
+            more = {"scales": [scale, *more_scales], **{f"digest_x{s}": digests[s] for s in more_scales}}
             store_attrs(f, {"schema_version": SCHEMA_VERSION, "scale": scale, "tile": tile, "stride": stride, "seed": seed,
                             "items": stats.items, "sources": sources, "skipped": stats.too_small + stats.unreadable,
-                            "digest": digest}, attrs or {})
+                            "digest": digests[scale], **(more if more_scales else {})}, attrs or {})
         warn_skipped(stats, max(scale, tile))
         if stats.items == 0:
             raise ValueError(f"no images of at least {max(scale, tile)}x{max(scale, tile)} pixels among "
@@ -118,13 +123,24 @@ def write_images(image_paths: list[Path], out: Path, *, scale: int, seed: int, t
     return stats
 
 
-def fill(f: h5py.File, image_paths: list[Path], scale: int, tiles: tuple[int, int], label: str, workers: int = 1,
-         chunk: int = CHUNK) -> tuple[ItemStats, list[str], str]:
-    """Write the items of each image in order, then the sizes table; returns stats, images used, digest."""
+def check_more_scales(scale: int, tile: int, more_scales: tuple[int, ...]) -> tuple[int, ...]:
+    more = tuple(sorted(set(more_scales)))
+    if more and tile:
+        raise ValueError(f"LR at more scales {list(more)} is written for whole images only, not tiles of {tile}")
+    if any(s < 2 or s == scale for s in more):
+        raise ValueError(f"more scales must be >= 2 and other than the scale {scale}, got {list(more_scales)}")
+    return more
+
+
+def fill(f: h5py.File, image_paths: list[Path], scales: tuple[int, ...], tiles: tuple[int, int], label: str,
+         workers: int = 1, chunk: int = CHUNK) -> tuple[ItemStats, list[str], dict[int, str]]:
+    """Write the items of each image in order, the LR of scales[0] with them (and of scales[1:], whole images
+    only), then the sizes table; returns stats, images used, and the digest of the items at each scale."""
     sources, too_small, unreadable, sizes = [], [], [], []
-    digest = hashlib.sha256()
+    digests = {s: hashlib.sha256() for s in scales}
     paths = [Path(p) for p in image_paths]
-    items_of = functools.partial(read_items, scale=scale, tile=tiles[0], stride=tiles[1])
+    scale, more = scales[0], scales[1:]
+    items_of = functools.partial(read_items, scale=scale, tile=tiles[0], stride=tiles[1], more_scales=more)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -134,26 +150,31 @@ def fill(f: h5py.File, image_paths: list[Path], scale: int, tiles: tuple[int, in
                 if isinstance(items, ImageReadError):
                     unreadable.append(f"{source_name(path)} ({items})")
                     continue
-                for hr, lq in items:
-                    write_item(f, len(sizes), hr, lq, scale, chunk)
-                    add_to_digest(digest, hr, lq)
+                for hr, lq, extra in items:
+                    for s, lq_s in ((scale, lq), *extra.items()):
+                        write_item(f, len(sizes), hr, lq_s, s, chunk, with_hr=s == scale)
+                        add_to_digest(digests[s], hr, lq_s)
                     sizes.append(hr.shape[1:])
                 (sources if items else too_small).append(source_name(path))
     finally:
         torch.set_num_threads(threads)
     f.create_dataset("sizes", data=np.array(sizes, dtype=np.int64).reshape(-1, 2), track_times=False)
-    return ItemStats(len(sizes), len(sources), tuple(too_small), tuple(unreadable)), sources, digest.hexdigest()
+    stats = ItemStats(len(sizes), len(sources), tuple(too_small), tuple(unreadable))
+    return stats, sources, {s: digest.hexdigest() for s, digest in digests.items()}
 
 
-def read_items(path: Path, scale: int, tile: int, stride: int) -> list[Item] | ImageReadError:
-    """`image_items`, or the ImageReadError of an unreadable file (returned: it crosses processes).
+def read_items(path: Path, scale: int, tile: int, stride: int, more_scales: tuple[int, ...] = ()
+               ) -> list[tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]] | ImageReadError:
+    """`image_items`, each with its LR at `more_scales` (the protocol's, of the whole item), or the
+    ImageReadError of an unreadable file (returned: it crosses processes).
 
     One torch thread: the ops are small, and on the shared 2-core machine torch's 2 threads took 11-118 s
     for the default set (waiting for a core another job held) against 12-14 s with one thread.
     """
     torch.set_num_threads(1)
     try:
-        return image_items(path, scale, tile, stride)
+        return [(hr, lq, {s: to_uint8(downscale(torch.from_numpy(hr).double() / 255, s)).numpy() for s in more_scales})
+                for hr, lq in image_items(path, scale, tile, stride)]
     except ImageReadError as error:
         return error
 
@@ -221,7 +242,7 @@ def images_under(folder: Path) -> list[Path]:
 
 
 def prepare(folders: list[Path], out_train: Path, out_val: Path, *, scale: int, seed: int, val_images: int,
-            val_patch_size: int, workers: int, attrs: dict) -> list[str]:
+            val_patch_size: int, workers: int, attrs: dict, more_scales: tuple[int, ...] = ()) -> list[str]:
     """The `prepare` stage's work: hold out `val_images` whole images of `folders` and their subfolders
     (split_validation), write the rest whole to out_train (training crops them at random) and the held-out
     ones as non-overlapping `val_patch_size` tiles to out_val. Both files are renamed into place only once
@@ -232,7 +253,7 @@ def prepare(folders: list[Path], out_train: Path, out_val: Path, *, scale: int, 
     with atomic_path(out_train) as train_tmp, atomic_path(out_val) as val_tmp:
         for out, temporary, paths, tile in ((out_train, train_tmp, train, 0), (out_val, val_tmp, val, val_patch_size)):
             stats = write_images(paths, temporary, scale=scale, seed=seed, tile=tile, attrs=attrs, name=out,
-                                 workers=workers)
+                                 workers=workers, more_scales=() if tile else tuple(more_scales))
             what = f"{stats.items} tiles of {tile}x{tile} from {stats.images} images" if tile else f"{stats.items} images"
             lines.append(f"{out}: {what} ({len(stats.too_small) + len(stats.unreadable)} skipped)")
     return lines

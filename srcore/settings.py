@@ -74,12 +74,16 @@ class PrepareSettings:
     val_images: int       # whole images held out of the training folders for validation
     val_patch_size: int   # validation tiles, cut on a non-overlapping grid
     workers: int          # processes reading and resizing images; the files are the same for any count
+    more_scales: tuple[int, ...]  # training images' LR at these scales too, for multi-scale models (VDSR, MDSR)
 
     def __post_init__(self):
         require_positive("prepare", self, "val_images", "val_patch_size", "workers")
 
     def check_scale(self, scale: int) -> None:
         require_multiple_of_scale("prepare", self, scale, "val_patch_size")
+        if any(s < 2 or s == scale for s in self.more_scales) or len(set(self.more_scales)) < len(self.more_scales):
+            raise ValueError(f"prepare.more_scales must be distinct scales >= 2 other than common.scale={scale}, "
+                             f"got {list(self.more_scales)}")
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ def main() -> None:
     settings = params_group(params, PrepareSettings, "prepare")
     settings.check_scale(common.scale)
     # The params that made the files travel with them. `workers` is left out: it changes how fast the files
-    # are made, not a byte of them.
-    made_by = {key: value for key, value in asdict(settings).items() if key != "workers"}
+    # are made, not a byte of them; so is an empty `more_scales`, so that single-scale files stay byte for
+    # byte what they were before multi-scale data existed.
+    made_by = {key: value for key, value in asdict(settings).items()
+               if key != "workers" and not (key == "more_scales" and not value)}
     attrs = {"params.common": json.dumps(asdict(common)), "params.prepare": json.dumps(made_by)}
     for line in prepare(args.train, args.out_train, args.out_val, scale=common.scale, seed=common.seed,
                         attrs=attrs, **asdict(settings)):

@@ -5,9 +5,10 @@ An interrupted run resumes from its state under --runs when re-run with the same
 from __future__ import annotations
 
 from srcore.config import load_params, params_group
-from srcore.data import PatchBank, open_training_images
+from srcore.data import PatchBank
 from srcore.engine import Loop, fit
 from srcore.imports import code_fingerprint
+from srcore.mixed_scales import open_scales
 from srcore.recipes import data_digests, pretrain
 from srcore.runtime import start_runtime
 from srcore.settings import CommonSettings, PretrainSettings, Runtime
@@ -21,8 +22,8 @@ def main() -> None:
     settings = params_group(params, PretrainSettings, "pretrain")
     settings.check_scale(common.scale)
     runtime, kernels, dist = start_runtime(params_group(params, Runtime, "runtime"), common.seed)  # joins torchrun
-    train = open_training_images(args.train, common.scale, settings.patch_size, common.seed, runtime.data_source,
-                                 runtime.loader_workers, copies=dist.local_world)
+    train = open_scales(args.train, common.scale, settings.generator_args.get("scales"), settings.patch_size,
+                        common.seed, runtime.data_source, runtime.loader_workers, copies=dist.local_world)
     val = PatchBank.from_h5(args.val, common.scale)
     if dist.main:
         print(f"pretrain: training data {args.train}: {train.describe()}")

@@ -236,7 +236,7 @@ CASES: list[tuple[str, str, Callable[[Workspace], list[object]], str]] = [
     ("image file of another schema", "pretrain", lambda w: w.args("pretrain", train=wrong_schema(w)),
      r"other.h5: image file schema version None, expected 3; re-run prepare"),
     ("image file of another scale", "train_gan", lambda w: w.args("train_gan", train=w.root / "x2.h5"),
-     r"x2.h5: has no LR images for scale 4 \(made for scale 2\)"),
+     r"x2.h5: has no LR images for scale 4 \(made for scale 2;"),
     ("checkpoint missing", "train_gan", lambda w: w.args("train_gan", init=w.root / "missing.pt"),
      r"weights \S*missing.pt does not exist"),
     ("checkpoint of another scale", "train_gan", lambda w: w.args("train_gan", init=tiny_generator(w.root / "x2.pt", 2)),

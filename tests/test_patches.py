@@ -164,11 +164,11 @@ def test_failure_midway_leaves_old_file_and_no_temporary(tmp_path: Path, images:
     out.write_bytes(b"previous run")
     real, calls = patches.write_item, []
 
-    def failing_write(*args):
+    def failing_write(*args, **kwargs):
         calls.append(args[1])
         if len(calls) > 1:  # after the first item
             raise RuntimeError("disk full")
-        real(*args)
+        real(*args, **kwargs)
 
     monkeypatch.setattr(patches, "write_item", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -191,7 +191,7 @@ def test_flips_commute_with_downscale_on_the_8bit_grid_but_transposes_do_not(tmp
 
 
 def test_check_image_file_rejects_wrong_scale_and_schema(tmp_path: Path, image_file: Path):
-    with pytest.raises(ValueError, match=rf"{image_file.name}: has no LR images for scale 2 \(made for scale 4\)"):
+    with pytest.raises(ValueError, match=rf"{image_file.name}: has no LR images for scale 2 \(made for scale 4;"):
         check_image_file(image_file, scale=2)
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:

@@ -11,7 +11,7 @@ from dvc.utils.hydra import apply_overrides
 
 from srcore.config import from_dict, load_params
 from srcore.models import build_generator
-from srcore.settings import CommonSettings, PretrainSettings
+from srcore.settings import CommonSettings, PrepareSettings, PretrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Published sizes at x4 (parameters, and how far ours may be: the published rounding, or the biases a count
@@ -55,3 +55,6 @@ def test_preset_gives_valid_params_and_the_papers_network(preset: str, tmp_path:
     published, tolerance = PAPER_PARAMETERS[preset]
     assert abs(count - published) <= tolerance, count
     assert all(m < settings.steps for m in settings.milestones)
+    prepare = from_dict(PrepareSettings, params["prepare"], "prepare")
+    prepare.check_scale(scale)  # a multi-scale model's data has the LR of each of its scales, no more
+    assert set(settings.generator_args.get("scales", [scale])) == {scale, *prepare.more_scales}
