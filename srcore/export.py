@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 import torch.nn.functional as F
 
@@ -53,10 +53,23 @@ def export_safetensors(model: nn.Module, path: str | Path, card: dict[str, Any] 
 
 
 def save_weights(weights: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """A flat name -> tensor dict as .safetensors (metadata "format": "pt" plus `metadata`), atomically."""
+    """A flat name -> tensor dict as .safetensors (metadata "format": "pt" plus `metadata`), atomically; the
+    same weights and metadata give the same bytes (`canonical_header`)."""
     tensors = {key: value.detach().cpu().contiguous() for key, value in weights.items()}
+    blob = canonical_header(save(tensors, metadata={"format": "pt", **(metadata or {})}))
     with atomic_path(path) as temporary:
-        save_file(tensors, str(temporary), metadata={"format": "pt", **(metadata or {})})
+        Path(temporary).write_bytes(blob)
+
+
+def canonical_header(blob: bytes) -> bytes:
+    """A .safetensors file's bytes with its metadata sorted by key. safetensors writes the metadata map in an
+    order that changes from call to call (a Rust HashMap), so the same model gave files that differ."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format pads its header to a multiple of 8 bytes
+    return len(text).to_bytes(8, "little") + text + blob[8 + size:]
 
 
 class BicubicUp(nn.Module):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from srcore.export import BicubicUp, export_onnx
+from srcore.export import BicubicUp, export_onnx, export_safetensors
+from srcore.weights import read_spec
 from srcore.models import build_generator
 from srcore.resize import imresize
 
@@ -46,3 +47,18 @@ def test_onnx_export_prints_no_torchvision_notes(tmp_path: Path, capsys, caplog,
     export_onnx(build_generator("edsr", scale=2, num_feat=4, num_block=1), tmp_path / "m.onnx")
     assert "torchvision" not in capsys.readouterr().err + caplog.text
     assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_safetensors_export_gives_the_same_bytes_every_time(tmp_path: Path):
+    """safetensors orders the metadata map differently from call to call; the file must not (a model DVC or
+    git tracks, e.g. the shipped ones, would otherwise change on every run)."""
+    torch.manual_seed(0)
+    model = build_generator("edsr", scale=2, num_feat=4, num_block=1)
+    card = {"card_version": 1, "training": {"steps": 3}, "scores": {"val": {"psnr": 30.0}}}
+    files = [tmp_path / f"{i}.safetensors" for i in range(6)]
+    for path in files:
+        export_safetensors(model, path, card)
+    assert len({path.read_bytes() for path in files}) == 1
+    spec = read_spec(files[0])  # still a file safetensors reads, metadata and all
+    assert spec.card == card and spec.arch == "edsr"
+    assert all(torch.equal(spec.weights[k], v) for k, v in model.state_dict().items())
