@@ -86,7 +86,7 @@ def first_run(workspace: Path) -> str:
 
 
 def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, first_run: str):
-    assert stages_run(first_run) == {"prepare", "pretrain", "train_gan", "interpolate", "evaluate"}
+    assert stages_run(first_run) == {"prepare", "pretrain", "train_gan", "interpolate", "evaluate", "release"}
     scores = json.loads((workspace / "metrics" / "eval.json").read_text())
     assert scores["scale"] == 4 and list(scores["Set5"]) == ["bicubic", "psnr", "alpha=0.50", "gan", "HR"]
     for model in ("bicubic", "psnr", "alpha=0.50", "gan"):
@@ -108,6 +108,9 @@ def test_repro_runs_the_stages_and_writes_the_declared_outputs(workspace: Path, 
     assert gan["step"] == 4 and set(gan["networks"]) == set(gan["optimizers"]) - {"generator"} == {"discriminator"}
     for name in ("psnr.png", "ssim.png", "niqe.png", "crops/Set5.png", "perception_distortion/Set5.png"):
         assert (workspace / "plots" / "evaluate" / name).is_file(), name
+    for name in ("psnr", "gan"):  # the shipped models are this run's, with its scores
+        shipped = load_generator(workspace / "srcore" / "assets" / "models" / f"{name}.safetensors")
+        assert shipped.arch_args["num_feat"] == 8
 
 
 def test_same_params_and_seed_give_identical_files(workspace: Path, first_run: str, tmp_path: Path):
