@@ -11,13 +11,13 @@ import torch
 
 from srcore.checkpoint import load_checkpoint
 from srcore.config import load_params, merged, params_group
-from srcore.data import PatchBank, TrainingImages
+from srcore.data import TrainingImages
 from srcore.engine import Loop, train
 from srcore.models import build_generator
 from srcore.recipes import data_digests, gan
-from srcore.resize import downscale
 from srcore.runs import RunStore
 from srcore.settings import CommonSettings, GanSettings, Runtime
+from tiny_data import tiny_images, tiny_val
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = merged(load_params(ROOT / "params.yaml"), {
@@ -28,21 +28,6 @@ PARAMS = merged(load_params(ROOT / "params.yaml"), {
 COMMON = params_group(PARAMS, CommonSettings, "common")
 RUNTIME = params_group(PARAMS, Runtime, "runtime")
 SETTINGS = params_group(PARAMS, GanSettings, "gan")
-
-
-def tiny_images(seed: int = 0, n: int = 6, cls: type = TrainingImages, nudge: bool = False) -> TrainingImages:
-    """n random 24x20 images and their x2 LR, trained on in random 16-px crops (nudge: one pixel one level up)."""
-    gen = torch.Generator().manual_seed(seed)
-    hr = [torch.randint(0, 255, (3, 24, 20), generator=gen, dtype=torch.uint8) for _ in range(n)]
-    hr[0][0, 0, 0] += nudge
-    lq = [(downscale(h.double() / 255, 2) * 255).round().to(torch.uint8) for h in hr]
-    return cls.in_memory(hr, lq, scale=2, patch_size=16, seed=seed)
-
-
-def tiny_val(n: int = 4) -> PatchBank:
-    """n validation tiles of 16 px and their x2 LR."""
-    hr = torch.randint(0, 256, (n, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    return PatchBank((downscale(hr.double() / 255, 2) * 255).round().to(torch.uint8), hr)
 
 
 def recipe(settings: GanSettings = SETTINGS, seed: int = 0, init: str = "psnr-a", bank: TrainingImages | None = None):
