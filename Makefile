@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TRITON_PIN := triton==3.7.1
 
 .PHONY: layout repro test bench gpu-check bench-train bench-infer bench-data bench-precision bench-bounded compare \
-	plots-check plots-template venv clean-venv
+	plots-check plots-template venv clean-venv lineage
 
 venv: $(VENV)/.installed
 
@@ -53,6 +53,14 @@ bench-data: venv
 bench-bounded: venv
 	$(PY) -m srcore.bench.bounded --params params.yaml --train data/prepared/train.h5 --out metrics/bench_bounded.json \
 		$(BENCH_ARGS)
+
+# The lineage table (docs/lineage.md): each README preset trained by `dvc exp run` at its CPU step budget
+# (srcore/bench/lineage.py; ~1 hour on 2 cores), scored on Set5/Set14 at each of its scales. Needs a checkout
+# with params.yaml and dvc.lock committed; restores both and the outputs at the end. LINEAGE_ARGS=--rates: only
+# each preset's steps/s; LINEAGE_ARGS='--presets srcnn vdsr': some presets.
+lineage: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m srcore.bench.lineage --readme README.md --params params.yaml \
+		--benchmark data/benchmark --model models/psnr.pt --out metrics/lineage.json $(LINEAGE_ARGS)
 
 # Key scores of every experiment, one line per benchmark set, within 120 columns (docs/dvc.md).
 # COMPARE_ARGS go to `dvc exp show`: e.g. COMPARE_ARGS=-A for the experiments of every commit.

@@ -1,7 +1,6 @@
 """The README's preset `dvc exp run -S` lines: each applies cleanly to params.yaml and builds the paper's network."""
 from __future__ import annotations
 
-import shlex
 import shutil
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 import torch
 from dvc.utils.hydra import apply_overrides
 
+from srcore.bench.lineage import BUDGET, PUBLISHED, budget_overrides, readme_presets
 from srcore.config import from_dict, load_params
 from srcore.models import build_generator
 from srcore.settings import CommonSettings, PrepareSettings, PretrainSettings
@@ -22,14 +22,7 @@ PAPER_PARAMETERS = {"srcnn": (57_184, 100), "vdsr": (665e3, 1e3), "srresnet": (1
 
 
 def preset_commands() -> dict[str, list[str]]:
-    text = (ROOT / "README.md").read_text()
-    block = text.split("<!-- presets -->")[1].split("<!-- /presets -->")[0]
-    commands = {}
-    for line in block.splitlines():
-        if line.startswith("dvc exp run"):
-            words = shlex.split(line)
-            commands[words[words.index("-n") + 1]] = [words[i + 1] for i, w in enumerate(words) if w == "-S"]
-    return commands
+    return readme_presets(ROOT / "README.md")
 
 
 def exp_run_params(folder: Path, overrides: list[str]) -> dict:
@@ -58,3 +51,21 @@ def test_preset_gives_valid_params_and_the_papers_network(preset: str, tmp_path:
     prepare = from_dict(PrepareSettings, params["prepare"], "prepare")
     prepare.check_scale(scale)  # a multi-scale model's data has the LR of each of its scales, no more
     assert set(settings.generator_args.get("scales", [scale])) == {scale, *prepare.more_scales}
+
+
+def test_lineage_table_has_a_budget_and_published_numbers_for_every_preset():
+    assert set(BUDGET) == set(PAPER_PARAMETERS) | {"default"}
+    assert set(PUBLISHED) == set(PAPER_PARAMETERS) | {"bicubic"}
+    for scores in PUBLISHED.values():  # Set5 x4 is the column every published model has
+        assert 28 < scores["Set5"][4][0] < 33 and 0.8 < scores["Set5"][4][1] < 0.91
+
+
+@pytest.mark.parametrize("preset", ["vdsr", "rrdb-psnr", "srcnn"])
+def test_lineage_budget_scales_the_presets_milestones(preset: str, tmp_path: Path):
+    overrides = preset_commands()[preset]
+    full = from_dict(PretrainSettings, exp_run_params(tmp_path, overrides)["pretrain"], "pretrain")
+    budget = budget_overrides(ROOT / "params.yaml", overrides, 300)
+    settings = from_dict(PretrainSettings, exp_run_params(tmp_path, budget)["pretrain"], "pretrain")
+    assert settings.steps == 300
+    assert list(settings.milestones) == [round(m * 300 / full.steps) for m in full.milestones]
+    assert settings.generator == full.generator and settings.lr == full.lr
