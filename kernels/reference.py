@@ -11,14 +11,15 @@ ACTIVATIONS = ("identity", "relu", "prelu", "leaky_relu")
 
 
 def activation(y: torch.Tensor, act: str, prelu_weight: torch.Tensor | None = None,
-               negative_slope: float = 0.2) -> torch.Tensor:
-    """Apply `act` to y: (B, C, H, W). PReLU takes one weight per channel (or one shared)."""
+               negative_slope: float = 0.2, inplace: bool = False) -> torch.Tensor:
+    """Apply `act` to y: (B, C, H, W). PReLU takes one weight per channel (or one shared).
+    inplace: ReLU and LeakyReLU overwrite y (a tensor nothing else reads), as BasicSR's networks do."""
     if act == "identity":
         return y
     if act == "relu":
-        return F.relu(y)
+        return F.relu_(y) if inplace else F.relu(y)
     if act == "leaky_relu":
-        return F.leaky_relu(y, negative_slope)
+        return F.leaky_relu_(y, negative_slope) if inplace else F.leaky_relu(y, negative_slope)
     if act == "prelu":
         if prelu_weight is None:
             raise ValueError("act='prelu' needs prelu_weight")
@@ -65,10 +66,12 @@ def conv3x3_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     x: (B, Cin, H, W); weight: (Cout, Cin, 3, 3); bias: (Cout,) or None; residual: (B, Cout, H, W) or None.
     Without a residual, y = scale * act(...).
     """
-    y = activation(F.conv2d(x, weight, bias, padding=1), act, prelu_weight, negative_slope)
-    if scale != 1.0:
-        y = y * scale
-    return y if residual is None else residual + y
+    # The conv's output is a fresh tensor: the activation may overwrite it (one memory pass fewer; autograd
+    # keeps the activated result, which is all ReLU's and LeakyReLU's backward need).
+    y = activation(F.conv2d(x, weight, bias, padding=1), act, prelu_weight, negative_slope, inplace=True)
+    if residual is not None:
+        return torch.add(residual, y, alpha=scale)  # residual + scale * y in one pass
+    return y * scale if scale != 1.0 else y
 
 
 def pixel_shuffle_act(x: torch.Tensor, upscale: int, *, act: str = "identity",

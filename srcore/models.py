@@ -132,7 +132,7 @@ class RRDB(nn.Module):
         self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch, kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 0.2 * self.rdb3(self.rdb2(self.rdb1(x)))
+        return torch.add(x, self.rdb3(self.rdb2(self.rdb1(x))), alpha=0.2)  # x + 0.2 * rdb3(...), one pass
 
 
 class RRDBNet(nn.Module):

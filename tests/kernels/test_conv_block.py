@@ -168,6 +168,26 @@ def test_no_grad_matches_grad_path():
     torch.testing.assert_close(y, conv_block.conv3x3_act(**args, act="prelu"), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("act", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("residual, scale", [(False, 1.0), (False, 0.5), (True, 0.2)])
+def test_reference_in_place_activation_matches_plain_composition(act, residual, scale):
+    """The reference's in-place activation and one-pass residual add give the values and gradients of
+    residual + scale * act(conv(x) + bias) written out of place, the residual's included."""
+    args = make_inputs(2, 5, 4, 7, 6, act=act, residual=residual)
+    leaves = {n: t.detach().double().requires_grad_() for n, t in args.items() if t is not None}
+    y = reference.conv3x3_act(**leaves, act=act, scale=scale)
+    plain = {n: t.detach().clone().requires_grad_() for n, t in leaves.items()}
+    z = torch.nn.functional.conv2d(plain["x"], plain["weight"], plain["bias"], padding=1)
+    z = torch.relu(z) if act == "relu" else torch.nn.functional.leaky_relu(z, 0.2)
+    z = scale * z + (plain["residual"] if residual else 0)
+    torch.testing.assert_close(y, z, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    z.backward(grad)
+    for name in leaves:
+        torch.testing.assert_close(leaves[name].grad, plain[name].grad, rtol=1e-12, atol=1e-12, msg=name)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(act="gelu"), "unknown activation 'gelu'"),
     (dict(weight=torch.zeros(4, 3, 5, 5)), r"weight must be \(Cout, 3, 3, 3\)"),
