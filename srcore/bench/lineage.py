@@ -206,8 +206,8 @@ def main() -> None:
     presets = {n: o for n, o in presets.items() if not args.presets or n in args.presets}
     if args.rates:
         return print_rates(args.params, presets)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RESTORED], capture_output=True, text=True,
-                           check=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RESTORED],
+                           capture_output=True, text=True, check=True).stdout
     if dirty:
         raise SystemExit(f"uncommitted changes where the runs write; commit or stash them first:\n{dirty}")
     try:
