@@ -3,7 +3,7 @@ the published numbers (docs/lineage.md).
 
 Each preset runs as `dvc exp run -n lineage-<preset> pretrain <its -S flags> -S pretrain.steps=<budget>` in
 this checkout, its milestones scaled by budget / params.yaml's pretrain.steps. params.yaml and dvc.lock are
-restored from git before each run and the workspace's outputs after the last one (`dvc checkout`), so the
+restored from git before each run, and the metrics and outputs after the last one (`dvc checkout`), so the
 checkout must have no uncommitted changes to them. DVC's run-cache makes a finished preset free the next
 time, and `.runs/` resumes an interrupted one. Each trained models/psnr.pt is scored on Set5 and Set14 at
 every scale it has (Y-channel PSNR/SSIM, the evaluate stage's protocol).
@@ -44,6 +44,7 @@ BUDGET_MINUTES = 8
 BUDGET = {"default": 3500, "srcnn": 2300, "vdsr": 240, "srresnet": 680, "edsr-baseline": 1000,
           "mdsr-baseline": 900, "rrdb-psnr": 120}
 DATASETS = ("Set5", "Set14")
+RESTORED = ("params.yaml", "dvc.lock", "metrics")  # what `dvc exp run` changes in git's files
 # Published PSNR / SSIM (Y channel) of the full-size models: the EDSR paper's Table 2 (Lim et al. 2017) for
 # bicubic, SRCNN, VDSR, SRResNet, EDSR and MDSR; ESRGAN's PSNR-oriented RRDBNet (Wang et al. 2018).
 PUBLISHED = {
@@ -205,14 +206,14 @@ def main() -> None:
     presets = {n: o for n, o in presets.items() if not args.presets or n in args.presets}
     if args.rates:
         return print_rates(args.params, presets)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "params.yaml", "dvc.lock"], capture_output=True,
-                           text=True, check=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RESTORED], capture_output=True, text=True,
+                           check=True).stdout
     if dirty:
-        raise SystemExit(f"params.yaml or dvc.lock has uncommitted changes; commit or stash them first:\n{dirty}")
+        raise SystemExit(f"uncommitted changes where the runs write; commit or stash them first:\n{dirty}")
     try:
         rows = run_table(args, presets)
-    finally:  # the committed pipeline's params and outputs back in the workspace
-        subprocess.run(["git", "checkout", "--", "params.yaml", "dvc.lock"], check=True)
+    finally:  # the committed pipeline's params, metrics and outputs back in the workspace
+        subprocess.run(["git", "checkout", "--", *RESTORED], check=True)
         subprocess.run(["dvc", "checkout", "--quiet"], check=False)
     print(markdown(rows))
 
