@@ -69,3 +69,4 @@ def test_lineage_budget_scales_the_presets_milestones(preset: str, tmp_path: Pat
     assert settings.steps == 300
     assert list(settings.milestones) == [round(m * 300 / full.steps) for m in full.milestones]
     assert settings.generator == full.generator and settings.lr == full.lr
+    assert abs(settings.ema_decay - (1 - 10 / 300)) < 1e-6 < full.ema_decay - settings.ema_decay

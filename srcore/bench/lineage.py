@@ -85,9 +85,13 @@ def preset_params(params_file: Path, overrides: list[str]) -> dict:
 
 
 def budget_overrides(params_file: Path, overrides: list[str], steps: int) -> list[str]:
-    """`overrides` plus pretrain.steps=steps and its milestones scaled from the preset's step count."""
+    """`overrides` plus pretrain.steps=steps, its milestones scaled from the preset's step count, and an EMA
+    that averages over at most the last ~10% of the steps (decay <= 1 - 10 / steps): with 0.999, a run of a
+    few hundred steps would score mostly its first weights."""
     settings = params_group(preset_params(params_file, overrides), PretrainSettings, "pretrain")
     extra = [f"pretrain.steps={steps}"]
+    if settings.ema_decay > 1 - 10 / steps:
+        extra.append(f"pretrain.ema_decay={1 - 10 / steps:.6g}")
     if settings.milestones:
         scaled = [max(1, round(m * steps / settings.steps)) for m in settings.milestones]
         extra.append(f"pretrain.milestones=[{','.join(map(str, scaled))}]")
