@@ -181,8 +181,10 @@ def run_table(args: argparse.Namespace, presets: dict[str, list[str]]) -> dict[s
     """Train and score each preset (keeping the earlier wall time of one DVC restores); rows so far are
     written to --out after each preset, so an interrupted table keeps what it has."""
     rows = json.loads(args.out.read_text())["rows"] if args.out.exists() else {}
+    # Every run's -S list from the committed params.yaml, before the first run leaves its own in the workspace.
+    plans = {name: budget_overrides(args.params, overrides, BUDGET[name]) for name, overrides in presets.items()}
     for name, overrides in presets.items():
-        seconds = run_experiment(f"lineage-{name}", budget_overrides(args.params, overrides, BUDGET[name]))
+        seconds = run_experiment(f"lineage-{name}", plans[name])
         earlier = rows.get(name, {})
         if seconds is None and earlier.get("steps") == BUDGET[name]:
             seconds = earlier.get("seconds")
