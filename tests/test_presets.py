@@ -1,6 +1,7 @@
 """The README's preset `dvc exp run -S` lines: each applies cleanly to params.yaml and builds the paper's network."""
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
@@ -70,3 +71,26 @@ def test_lineage_budget_scales_the_presets_milestones(preset: str, tmp_path: Pat
     assert list(settings.milestones) == [round(m * 300 / full.steps) for m in full.milestones]
     assert settings.generator == full.generator and settings.lr == full.lr
     assert abs(settings.ema_decay - (1 - 10 / 300)) < 1e-6 < full.ema_decay - settings.ema_decay
+
+
+def test_lineage_plans_every_run_from_the_committed_params(tmp_path: Path, monkeypatch):
+    """`dvc exp run` leaves each run's params.yaml in the workspace; the next preset's -S list must still be
+    made from the committed one (a VDSR run removes the keys SRResNet's lines set)."""
+    from srcore.bench import lineage
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    ran = {}
+
+    def fake_run(name: str, overrides: list[str]) -> float:
+        shutil.copy(ROOT / "params.yaml", params)  # run_experiment's `git checkout -- params.yaml`
+        apply_overrides(params, overrides)  # and what `dvc exp run -S` leaves in the workspace
+        ran[name] = overrides
+        return 1.0
+
+    monkeypatch.setattr(lineage, "run_experiment", fake_run)
+    monkeypatch.setattr(lineage, "score_model", lambda model, benchmark: {"scores": {}})
+    presets = {name: preset_commands()[name] for name in ("vdsr", "srresnet")}
+    args = argparse.Namespace(params=params, out=tmp_path / "lineage.json", model=None, benchmark=None)
+    rows = lineage.run_table(args, presets)
+    assert set(rows) == {"vdsr", "srresnet"}
+    assert f"pretrain.steps={BUDGET['srresnet']}" in ran["lineage-srresnet"]
