@@ -9,12 +9,13 @@ import pytest
 import torch
 from dvc.utils.hydra import apply_overrides
 
-from srcore.bench.lineage import BUDGET, PUBLISHED, budget_overrides, readme_presets
-from srcore.config import from_dict, load_params
+from srcore.bench.lineage import BUDGET, PUBLISHED, budget_overrides, preset_params, readme_presets
+from srcore.config import from_dict
 from srcore.models import build_generator
 from srcore.settings import CommonSettings, PrepareSettings, PretrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"  # what `dvc exp run -S` applies to: srcore.bench.lineage.preset_params, DVC's own code
 # Published sizes at x4 (parameters, and how far ours may be: the published rounding, or the biases a count
 # of weights leaves out): SRCNN 9-5-5 (57,184 weights; + 97 biases), VDSR (665K weights; + 1,217 biases),
 # SRGAN's SRResNet, EDSR-baseline, baseline MDSR (EDSR paper's Table 1: 3.2M), ESRGAN's RRDBNet.
@@ -26,21 +27,13 @@ def preset_commands() -> dict[str, list[str]]:
     return readme_presets(ROOT / "README.md")
 
 
-def exp_run_params(folder: Path, overrides: list[str]) -> dict:
-    """What `dvc exp run -S ...` makes of params.yaml, by DVC's own code (so `~key` and `+key=value` work as
-    there and a plain key=value must name an existing key), on a copy in `folder`."""
-    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
-    apply_overrides(folder / "params.yaml", overrides)
-    return load_params(folder / "params.yaml")
-
-
 def test_readme_lists_the_published_recipes():
     assert set(preset_commands()) == set(PAPER_PARAMETERS)
 
 
 @pytest.mark.parametrize("preset", list(PAPER_PARAMETERS))
-def test_preset_gives_valid_params_and_the_papers_network(preset: str, tmp_path: Path):
-    params = exp_run_params(tmp_path, preset_commands()[preset])
+def test_preset_gives_valid_params_and_the_papers_network(preset: str):
+    params = preset_params(PARAMS, preset_commands()[preset])
     settings = from_dict(PretrainSettings, params["pretrain"], "pretrain")
     scale = from_dict(CommonSettings, params["common"], "common").scale
     with torch.device("meta"):  # shapes only
@@ -62,11 +55,11 @@ def test_lineage_table_has_a_budget_and_published_numbers_for_every_preset():
 
 
 @pytest.mark.parametrize("preset", ["vdsr", "rrdb-psnr", "srcnn"])
-def test_lineage_budget_scales_the_presets_milestones(preset: str, tmp_path: Path):
+def test_lineage_budget_scales_the_presets_milestones(preset: str):
     overrides = preset_commands()[preset]
-    full = from_dict(PretrainSettings, exp_run_params(tmp_path, overrides)["pretrain"], "pretrain")
+    full = from_dict(PretrainSettings, preset_params(PARAMS, overrides)["pretrain"], "pretrain")
     budget = budget_overrides(ROOT / "params.yaml", overrides, 300)
-    settings = from_dict(PretrainSettings, exp_run_params(tmp_path, budget)["pretrain"], "pretrain")
+    settings = from_dict(PretrainSettings, preset_params(PARAMS, budget)["pretrain"], "pretrain")
     assert settings.steps == 300
     assert list(settings.milestones) == [round(m * 300 / full.steps) for m in full.milestones]
     assert settings.generator == full.generator and settings.lr == full.lr
