@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from srcore.discriminator import build_discriminator
 from srcore.losses import (ADVERSARIAL, VGG19_LAYERS, VGGPerceptualLoss, discriminator_loss,
-                           feature_matching_loss, generator_loss, load_vgg19_features, vgg19_features)
+                           feature_matching_loss, generator_loss, load_vgg19_features, pixel_loss, vgg19_features)
 
 # torchvision.models.vgg19().features: conv indices, block by block.
 TORCHVISION_CONVS = {1: (0, 2), 2: (5, 7), 3: (10, 12, 14, 16), 4: (19, 21, 23, 25), 5: (28, 30, 32, 34)}
@@ -60,6 +60,44 @@ def test_vanilla_matches_hand_written_bce():
     torch.testing.assert_close(generator_loss("vanilla", real, fake), bce(fake, 1), rtol=1e-12, atol=0)
     # SRGAN's G loss does not read D(real), so the caller may skip computing it.
     torch.testing.assert_close(generator_loss("vanilla", None, fake), bce(fake, 1), rtol=1e-12, atol=0)
+
+
+# --- pixel losses ----------------------------------------------------------------------------------------
+
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind, reference", [("l1", F.l1_loss), ("mse", F.mse_loss)])
+def test_pixel_losses_are_torchs_bit_for_bit_with_gradients_in_the_input_layout(kind, reference, dtype):
+    """The same value and gradients as F.l1_loss / F.mse_loss, to the bit; the gradient reaching a channels_last
+    activation is channels_last too (torch's is NCHW, and every backward op after it mixes layouts: slow)."""
+    ours = pixel_loss(kind)
+    for seed in range(4):
+        x0, y0 = (channels_last(torch.randn(2, 8, 5 + seed, 7, generator=gen(seed + k)).to(dtype)) for k in (0, 10))
+        weight = torch.rand((), generator=gen(seed)).to(dtype)  # the loss's weight in the total
+        results = []
+        for loss in (reference, ours):
+            x, y = x0.clone().requires_grad_(), y0.clone().requires_grad_()
+            layouts = []
+            activation = x * 1  # a non-leaf, as a network's output is
+            activation.register_hook(lambda grad: layouts.append(grad.is_contiguous(memory_format=torch.channels_last)))
+            value = loss(activation, y)
+            (weight * value).backward()
+            results.append((value, x.grad, y.grad, layouts))
+        (value, grad_x, grad_y, _), (our_value, our_grad_x, our_grad_y, our_layouts) = results
+        assert torch.equal(our_value, value) and our_value.dtype == dtype
+        assert torch.equal(our_grad_x, grad_x) and torch.equal(our_grad_y, grad_y)
+        assert our_layouts == [True]
+
+
+def test_pixel_loss_without_target_gradient_and_unknown_kind():
+    x, y = torch.rand(1, 3, 4, 4, requires_grad=True), torch.rand(1, 3, 4, 4)
+    pixel_loss("l1")(x, y).backward()
+    assert y.grad is None and x.grad is not None
+    with pytest.raises(ValueError, match="unknown pixel loss 'huber'; valid: l1, mse"):
+        pixel_loss("huber")
 
 
 def test_ragan_triton_backend_matches_torch():

@@ -69,7 +69,7 @@ def build(settings: PretrainSettings, common: CommonSettings, runtime: Runtime, 
     return Recipe("pretrain", state, step_fn, run)
 
 
-def step(state: TrainState, lq: torch.Tensor, hr: torch.Tensor, *, loss_fn: nn.Module, net: nn.Module,
+def step(state: TrainState, lq: torch.Tensor, hr: torch.Tensor, *, loss_fn: Callable, net: nn.Module,
          runtime: Runtime, dist: Dist, on_luma: bool = False, multiscale: bool = False,
          clip: tuple[str, float] | None = None) -> dict[str, float]:
     """One update: lq (B, 3, h, w), hr (B, 3, sh, sw) in [0, 1], on the device and in its memory format
