@@ -13,6 +13,7 @@ from srcore.checkpoint import load_checkpoint
 from srcore.config import load_params, merged, params_group
 from srcore.data import TrainingImages
 from srcore.engine import Loop, train
+from srcore.losses import discriminator_loss, feature_matching_loss, generator_loss
 from srcore.models import build_generator
 from srcore.recipes import data_digests, gan
 from srcore.runs import RunStore
@@ -74,6 +75,50 @@ def test_generator_update_sees_only_its_own_loss():
     opt_ref.step()
     for a, b in zip(reference.state_dict().values(), made.state.generator.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def textbook_step(generator, discriminator, opt_g, opt_d, lq, hr, settings: GanSettings) -> None:
+    """The GAN step as the papers and BasicSR write it, D run separately for each loss: G's loss with D frozen
+    and D(hr) without a gradient, then D's loss on D(hr) and D(G(lq).detach()), then both updates."""
+    discriminator.requires_grad_(False)
+    sr = generator(lq)
+    with torch.no_grad():
+        real_logits, real_features = discriminator(hr, return_features=True)
+    fake_logits, fake_features = discriminator(sr, return_features=True)
+    perceptual = feature_matching_loss(real_features, fake_features)
+    g_loss = (settings.pixel_weight * torch.nn.functional.l1_loss(sr, hr) + settings.perceptual_weight * perceptual
+              + settings.adversarial_weight * generator_loss(settings.adversarial, real_logits, fake_logits))
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    discriminator.requires_grad_(True)
+    d_loss = discriminator_loss(settings.adversarial, discriminator(hr), discriminator(sr.detach()))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_g.step()
+    opt_d.step()
+
+
+@pytest.mark.parametrize("kind", ["ragan", "vanilla"])
+def test_step_runs_d_once_per_batch_and_updates_as_the_textbook_step(kind: str):
+    """One D pass over the real and one over the fake batch serve both losses (the textbook step runs D four
+    times): each network's parameters end where the textbook step puts them, within float rounding."""
+    settings = replace(SETTINGS, adversarial=kind, adversarial_weight=0.5, lr_g=1e-3, lr_d=1e-3)
+    made = recipe(settings)
+    before = weights(made.state)
+    nets = {name: copy.deepcopy(net) for name, net in made.state.networks.items()}
+    opts = {name: torch.optim.Adam(net.parameters(), 1e-3, betas=(0.9, 0.99)) for name, net in nets.items()}
+    lq, hr = tiny_images().batch(0, 2, augment=False)
+    textbook_step(nets["generator"], nets["discriminator"], opts["generator"], opts["discriminator"], lq, hr, settings)
+
+    passes = []
+    made.state.networks["discriminator"].register_forward_pre_hook(lambda module, args: passes.append(args[0].shape))
+    made.step(made.state, lq, hr)
+    assert len(passes) == 2
+    after = weights(made.state)
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every parameter moved
+    textbook = [p.detach() for net in nets.values() for p in net.parameters()]
+    for ours, theirs in zip(after, textbook, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_a_non_finite_loss_updates_neither_network():

@@ -8,6 +8,7 @@ every loss finite, and only then updates G, D and the EMA of G.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from srcore.config import check_kwargs
 from srcore.discriminator import DISCRIMINATORS, build_discriminator
-from srcore.distributed import Dist, check_batch_size, mean_over_ranks, unwrap, wrap
+from srcore.distributed import Dist, check_batch_size, mean_over_ranks, wrap
 from srcore.engine import Recipe, TrainState, adam, check_finite_losses, make_ema, make_scheduler
 from srcore.losses import (VGGPerceptualLoss, discriminator_loss, feature_matching_loss, generator_loss,
                            pixel_loss)
@@ -29,7 +30,7 @@ from srcore.settings import CommonSettings, GanSettings, Runtime
 @dataclass
 class GanLosses:
     """The loss terms of one run, built once: pixel and VGG modules are reused every step."""
-    pixel: nn.Module
+    pixel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     pixel_weight: float
     perceptual: str
     perceptual_weight: float
@@ -80,13 +81,32 @@ def step(state: TrainState, lq: torch.Tensor, hr: torch.Tensor, *, generator: nn
          losses: GanLosses, runtime: Runtime, dist: Dist) -> dict[str, float]:
     """One G update and one D update on a batch: lq (B, 3, h, w), hr (B, 3, sh, sw) in [0, 1].
 
-    Returns every loss term and the mean D logits on real and fake images, averaged over processes. Under
-    DDP the networks come wrapped (srcore.distributed.wrap); G's loss runs D unwrapped, as D's own gradients
-    are not wanted there and DDP would otherwise wait for them.
+    D runs once on the real and once on the fake batch, and both losses read those two passes: G's loss
+    back-propagates into G's parameters only (D frozen, its verdict on real images a fixed reference), D's
+    loss into D's parameters only (G's output a fixed input). That is the textbook step's arithmetic, which
+    runs D four times (BasicSR's ESRGANModel five), in two passes (`tests/test_gan.py` checks the two agree).
+    Under DDP the networks come wrapped (srcore.distributed.wrap), so each backward averages its own
+    network's gradients over processes.
+
+    Returns every loss term and the mean D logits on real and fake images, averaged over processes.
     """
-    g_terms, sr = generator_backward(generator, unwrap(discriminator), lq, hr, losses, runtime,
-                                     state.optimizers["generator"])
-    d_terms = discriminator_backward(discriminator, sr, hr, losses, runtime, state.optimizers["discriminator"])
+    with autocast(runtime):
+        sr = generator(lq)
+        real_logits, real_features = discriminator(hr, return_features=True)
+        fake_logits, fake_features = discriminator(sr, return_features=True)
+    sr, real_logits, fake_logits = sr.float(), real_logits.float(), fake_logits.float()
+    g_loss, g_terms = generator_loss_terms(losses, sr, hr, real_logits.detach(), fake_logits,
+                                           [f.detach() for f in real_features], fake_features, runtime)
+    d_loss = discriminator_loss(losses.adversarial, real_logits, fake_logits, backend=losses.backend)
+    for opt in state.optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    # `inputs` limits each backward to one network's parameters: autograd then skips D's weight gradients in
+    # G's backward and every gradient into G in D's. G's backward keeps the graph D's backward goes on through.
+    g_params = list(state.generator.parameters())
+    d_params = list(state.networks["discriminator"].parameters())
+    torch.autograd.backward(g_loss, inputs=g_params, retain_graph=True)
+    torch.autograd.backward(d_loss, inputs=d_params)
+    d_terms = {"d/loss": d_loss.item(), "d/real": real_logits.mean().item(), "d/fake": fake_logits.mean().item()}
     terms = mean_over_ranks({**g_terms, **d_terms}, dist, runtime.device)
     check_finite_losses(terms)
     state.optimizers["generator"].step()
@@ -95,40 +115,17 @@ def step(state: TrainState, lq: torch.Tensor, hr: torch.Tensor, *, generator: nn
     return terms
 
 
-def generator_backward(generator: nn.Module, frozen_d: nn.Module, lq: torch.Tensor, hr: torch.Tensor,
-                       losses: GanLosses, runtime: Runtime, opt_g) -> tuple[dict[str, float], torch.Tensor]:
-    """G's loss and gradients, D frozen; D's verdict on real images is a fixed reference (no gradient).
-    Returns the G terms and the SR batch (fp32)."""
-    frozen_d.requires_grad_(False)
-    with autocast(runtime):
-        sr = generator(lq)
-        with torch.no_grad():
-            real_logits, real_features = frozen_d(hr, return_features=True)
-        fake_logits, fake_features = frozen_d(sr, return_features=True)
-    sr = sr.float()
+def generator_loss_terms(losses: GanLosses, sr: torch.Tensor, hr: torch.Tensor, real_logits: torch.Tensor,
+                         fake_logits: torch.Tensor, real_features: list[torch.Tensor],
+                         fake_features: list[torch.Tensor], runtime: Runtime) -> tuple[torch.Tensor, dict[str, float]]:
+    """G's weighted total loss (a scalar) and its terms. sr: G's output (fp32); real_logits and real_features:
+    D on hr, detached; fake_logits and fake_features: D on sr, with the graph back into G."""
     pixel = losses.pixel(sr, hr)
     perceptual = perceptual_term(losses, sr, hr, real_features, fake_features, runtime)
-    adversarial = generator_loss(losses.adversarial, real_logits.float(), fake_logits.float(), backend=losses.backend)
+    adversarial = generator_loss(losses.adversarial, real_logits, fake_logits, backend=losses.backend)
     total = losses.pixel_weight * pixel + losses.perceptual_weight * perceptual + losses.adversarial_weight * adversarial
-    opt_g.zero_grad(set_to_none=True)
-    total.backward()
-    frozen_d.requires_grad_(True)
-    terms = {"g/total": total.item(), "g/pixel": pixel.item(), "g/perceptual": perceptual.item(),
-             "g/adversarial": adversarial.item()}
-    return terms, sr
-
-
-def discriminator_backward(discriminator: nn.Module, sr: torch.Tensor, hr: torch.Tensor, losses: GanLosses,
-                           runtime: Runtime, opt_d) -> dict[str, float]:
-    """D's loss and gradients; G's output is a fixed input (detached), so nothing flows back into G."""
-    with autocast(runtime):
-        real_logits = discriminator(hr)
-        fake_logits = discriminator(sr.detach())
-    loss = discriminator_loss(losses.adversarial, real_logits.float(), fake_logits.float(), backend=losses.backend)
-    opt_d.zero_grad(set_to_none=True)
-    loss.backward()
-    return {"d/loss": loss.item(), "d/real": real_logits.float().mean().item(),
-            "d/fake": fake_logits.float().mean().item()}
+    return total, {"g/total": total.item(), "g/pixel": pixel.item(), "g/perceptual": perceptual.item(),
+                   "g/adversarial": adversarial.item()}
 
 
 def perceptual_term(losses: GanLosses, sr, hr, real_features, fake_features, runtime: Runtime) -> torch.Tensor:
