@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Matches the triton that the CUDA build of torch 2.13 pins; the CPU build uses it only for the interpreter.
 TRITON_PIN := triton==3.7.1
 
-.PHONY: layout repro test bench gpu-check bench-train bench-infer bench-data bench-precision bench-bounded compare \
+.PHONY: layout repro test bench gpu-check bench-train bench-infer bench-data bench-precision bench-bounded bench-peers compare \
 	plots-check plots-template venv clean-venv lineage
 
 venv: $(VENV)/.installed
@@ -37,6 +37,11 @@ bench-train: venv
 
 bench-infer: venv
 	$(PY) -m srcore.bench.infer --out metrics/bench_infer.json $(BENCH_ARGS)
+
+# srcore's pixel and ESRGAN steps against BasicSR 1.4.2's on the same networks (srcore/bench/peers.py). BasicSR is
+# not a dependency: `.venv/bin/pip install basicsr==1.4.2 torchvision` first.
+bench-peers: venv
+	$(PY) -m srcore.bench.peers --params params.yaml --out metrics/bench_peers.json $(BENCH_ARGS)
 
 # Needs data/prepared/{train,val}.h5 (the prepare stage's outputs): fp32 vs bf16 validation PSNR, tiny EDSR.
 bench-precision: venv

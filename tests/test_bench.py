@@ -11,6 +11,7 @@ from srcore.bench.bounded import repeat_items, run_capped
 from srcore.bench.data import LAYOUTS, bench_layouts, bench_loading, bench_prepare
 from srcore.bench.infer import InferConfig, bench_upscale
 from srcore.bench.micro import alloc_micro, prelu_micro
+from srcore.bench import peers
 from srcore.bench.train import Config, bench_config
 from srcore.config import load_params
 from srcore.data import TrainingImages, open_training_images
@@ -81,3 +82,22 @@ def test_the_bounded_memory_benchmark_repeats_images_into_a_valid_file_and_sees_
     result, peak, _ = run_capped([sys.executable, "-c", "import time; x = bytearray(200 * 2**20); time.sleep(0.3); "
                                   "print('{}')"], 1 << 30, interval=0.02)
     assert result == {} and peak > 200
+
+
+def test_peer_benchmark_registers_srcore_networks_for_basicsr_and_says_what_to_install(monkeypatch):
+    """BasicSR is not a dependency: its options name srcore's networks, and without it the script says what to
+    install instead of failing on an import."""
+    class Registry(dict):
+        def _do_register(self, name, fn):  # BasicSR's Registry method
+            self[name] = fn
+
+    registry = Registry()
+    peers.register_srcore_networks(registry)
+    options = peers.basicsr_options("esrgan", "rrdb-32x6")
+    g = registry[options["network_g"].pop("type")](**options["network_g"])
+    d = registry[options["network_d"].pop("type")](**options["network_d"])
+    assert (g.name, g.arch_args["num_block"], d.name, d.arch_args["num_feat"]) == ("rrdb", 6, "vgg", 64)
+    assert options["model_type"] == "ESRGANModel" and "network_d" not in peers.basicsr_options("pixel", "rrdb-32x6")
+    monkeypatch.setitem(sys.modules, "basicsr", None)  # an import of basicsr now raises ImportError
+    with pytest.raises(SystemExit, match="pip install basicsr==1.4.2"):
+        peers.import_basicsr()
