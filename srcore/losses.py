@@ -28,6 +28,8 @@ VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
                 512, 512, 512, 512, "M")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class _MeanAbsoluteError(torch.autograd.Function):
     """F.l1_loss (mean reduction) with a backward that keeps the input's memory format.
 

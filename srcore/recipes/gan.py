@@ -29,7 +29,7 @@ from srcore.settings import CommonSettings, GanSettings, Runtime
 
 @dataclass
 class GanLosses:
-    """The loss terms of one run, built once: pixel and VGG modules are reused every step."""
+    """The loss terms of one run, built once: the VGG module (perceptual: vgg) is reused every step."""
     pixel: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     pixel_weight: float
     perceptual: str
